@@ -1,0 +1,76 @@
+# pgchat -- make · make run · make test · make migrate · make fmt
+#
+# `make run` and `make test` install the Debian packages they need when run
+# as root (otherwise they print the apt-get line and stop), so both work on
+# a fresh machine.
+
+CC      ?= cc
+PKGS     = libpq json-c liburiparser
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wformat=2 -Wvla
+SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all \
+           -fno-omit-frame-pointer
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS     = -lfcgi $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+
+SRC      = $(wildcard fcgi/*.c)
+HDR      = $(wildcard fcgi/*.h)
+# Everything but the process code, for unit tests and the fuzzer.
+LIB_SRC  = $(filter-out fcgi/main.c fcgi/worker.c,$(SRC))
+UNIT_SRC = $(wildcard t/unit/*.c)
+UNIT_BIN = $(patsubst t/unit/%.c,build/unit/%,$(UNIT_SRC))
+
+# Debian packages: build, run, test.
+DEBS     = build-essential pkg-config libfcgi-dev libjson-c-dev \
+           liburiparser-dev libpq-dev postgresql nginx clang-format \
+           chromium nodejs npm perl fonts-dejavu-core
+# What proves each package is there (same order as DEBS).
+DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config /usr/include/fcgiapp.h \
+           /usr/include/json-c/json.h /usr/include/uriparser/Uri.h \
+           /usr/include/postgresql/libpq-fe.h /usr/lib/postgresql/15/bin/postgres \
+           /usr/sbin/nginx /usr/bin/clang-format /usr/bin/chromium \
+           /usr/bin/node /usr/bin/npm /usr/bin/prove /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+
+.PHONY: all deps run test unit migrate fmt fmt-check clean
+
+all: fcgi/pgchat
+
+deps:
+	@sh bin/deps $(DEB_CHECK) -- $(DEBS)
+
+fcgi/pgchat: $(SRC) $(HDR) | deps
+	$(CC) $(ALL_CFLAGS) -o $@ $(SRC) $(LIBS)
+
+# The build the tests run: AddressSanitizer and UBSan.
+fcgi/pgchat-asan: $(SRC) $(HDR) | deps
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $(SRC) $(LIBS)
+
+build/unit/%: t/unit/%.c t/unit/tap.h $(LIB_SRC) $(HDR) | deps
+	@mkdir -p build/unit
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Ifcgi -o $@ $< $(LIB_SRC) $(LIBS)
+
+unit: $(UNIT_BIN)
+
+t/browser/node_modules: t/browser/package.json | deps
+	cd t/browser && npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: fcgi/pgchat
+	@sh bin/run
+
+migrate: | deps
+	@sh bin/migrate
+
+test: fcgi/pgchat fcgi/pgchat-asan unit t/browser/node_modules fmt-check
+	@sh t/lib/run-tests
+
+fmt:
+	clang-format -i $(SRC) $(HDR) $(UNIT_SRC) t/unit/tap.h
+
+fmt-check: | deps
+	@clang-format --dry-run --Werror $(SRC) $(HDR) $(UNIT_SRC) t/unit/tap.h
+
+clean:
+	rm -rf build fcgi/pgchat fcgi/pgchat-asan

@@ -1,0 +1,88 @@
+/* config.c -- settings from the environment, read once at start.
+ *
+ * Durations are given in seconds, with a fraction if wanted
+ * (PGCHAT_RECV_TIMEOUT=2.5), so tests can shorten them.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct config config;
+
+/* Reads a number of seconds into milliseconds. Returns 0 or -1. */
+static int
+seconds_ms(const char *name, double def, double min, double max, int *out)
+{
+    const char *s = getenv(name);
+    char *end;
+    double v = def;
+
+    if (s && *s) {
+        v = strtod(s, &end);
+        if (*end || v < min || v > max) {
+            fprintf(stderr, "pgchat: %s must be a number of seconds from "
+                            "%g to %g, not '%s'\n",
+                    name, min, max, s);
+            return -1;
+        }
+    }
+    *out = (int)(v * 1000);
+    return 0;
+}
+
+static int
+integer(const char *name, long def, long min, long max, long *out)
+{
+    const char *s = getenv(name);
+    char *end;
+    long v = def;
+
+    if (s && *s) {
+        v = strtol(s, &end, 10);
+        if (*end || v < min || v > max) {
+            fprintf(stderr, "pgchat: %s must be a whole number from %ld to "
+                            "%ld, not '%s'\n",
+                    name, min, max, s);
+            return -1;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+int
+config_load(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long workers, threads, max_message;
+    int session_ms;
+
+    config.database_url = getenv("DATABASE_URL");
+    if (!config.database_url || !*config.database_url) {
+        fprintf(stderr, "pgchat: DATABASE_URL is not set\n");
+        return -1;
+    }
+    config.listen_database_url = getenv("LISTEN_DATABASE_URL");
+    if (!config.listen_database_url || !*config.listen_database_url)
+        config.listen_database_url = config.database_url;
+    config.socket_path = getenv("PGCHAT_SOCKET");
+    if (config.socket_path && !*config.socket_path)
+        config.socket_path = NULL;
+    if (integer("WEB_CONCURRENCY", cpus > 0 ? cpus : 1, 1, 256, &workers) <
+            0 ||
+        integer("PGCHAT_THREADS", 8, 1, 256, &threads) < 0 ||
+        integer("PGCHAT_MAX_MESSAGE", 4096, 1, 60000, &max_message) < 0 ||
+        seconds_ms("PGCHAT_RECV_TIMEOUT", 20, 0.1, 3600,
+                   &config.recv_timeout_ms) < 0 ||
+        seconds_ms("PGCHAT_SESSION_TIMEOUT", 60, 1, 86400, &session_ms) < 0 ||
+        seconds_ms("PGCHAT_SWEEP_INTERVAL", 5, 0.1, 3600,
+                   &config.sweep_interval_ms) < 0)
+        return -1;
+    config.workers = (int)workers;
+    config.threads = (int)threads;
+    config.max_message = (size_t)max_message;
+    config.session_timeout_s = session_ms / 1000 ? session_ms / 1000 : 1;
+    return 0;
+}

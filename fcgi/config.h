@@ -1,0 +1,28 @@
+/* config.h -- settings from the environment, read once at start. */
+#ifndef PGCHAT_CONFIG_H
+#define PGCHAT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct config {
+    const char *database_url;        /* DATABASE_URL */
+    const char *listen_database_url; /* LISTEN_DATABASE_URL, else the same */
+    const char *socket_path;         /* PGCHAT_SOCKET; NULL: inherited fd 0 */
+    int workers;                     /* WEB_CONCURRENCY, default: CPUs */
+    int threads;                     /* PGCHAT_THREADS: accept threads */
+    int recv_timeout_ms;             /* PGCHAT_RECV_TIMEOUT (s): ping after */
+    int session_timeout_s;           /* PGCHAT_SESSION_TIMEOUT (s) */
+    int sweep_interval_ms;           /* PGCHAT_SWEEP_INTERVAL (s) */
+    size_t max_message;              /* PGCHAT_MAX_MESSAGE (bytes) */
+    int64_t starttime;               /* ms since the epoch, set by main */
+};
+
+/* Read-only once config_load() has returned. */
+extern struct config config;
+
+/* Fills config from the environment. Returns 0, or -1 with a message on
+ * stderr when a setting is malformed or DATABASE_URL is missing. */
+int config_load(void);
+
+#endif

@@ -1,0 +1,645 @@
+/* loop.c -- the worker's event loop: parked /recv requests, timers, and the
+ * one PostgreSQL connection that LISTENs.
+ *
+ * Every /recv of the worker is decided on this one thread, which is what
+ * makes parking safe: the loop knows, per room, the newest timestamp "head"
+ * that it has seen committed (from a query or a NOTIFY payload, both only
+ * while LISTENing). A request whose cursor is at or past head is parked
+ * without a query: any later commit in the room sends a NOTIFY that this same
+ * thread handles after the park, so no wake-up can fall in between. A cursor
+ * behind head is answered from one query.
+ *
+ * On NOTIFY the rooms concerned are marked; once the notifications are
+ * drained, the parked requests of each such room are grouped by cursor, and
+ * each group is answered with one query and one serialised body.
+ */
+#define _GNU_SOURCE
+#include "loop.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "routes.h"
+#include "store.h"
+#include "token.h"
+#include "util.h"
+#include "views.h"
+
+#define LOOP_PAGE 200          /* messages in one reply at the most */
+#define LOOP_BUCKETS 1024      /* room hash table */
+#define LOOP_TOUCH_MS 5000     /* keep-alives are written this often */
+#define LOOP_RECONNECT_MS 1000 /* a lost connection is retried this often */
+#define LOOP_ROOM_IDLE_MS 300000 /* a room nobody waits in is forgotten */
+#define LOOP_EVENTS 512
+
+struct room {
+    char *name;
+    int64_t head;     /* newest timestamp known to be committed */
+    int known;        /* head is trustworthy: learnt while listening */
+    int dirty;        /* parked requests may be behind head */
+    struct req *parked; /* doubly linked through next/prev */
+    size_t nparked;
+    int64_t used;     /* mono_ms() of the last request */
+    struct room *hnext;
+};
+
+static struct {
+    int epfd, evfd, sigfd, pgfd;
+    struct store *st;
+
+    pthread_mutex_t mu; /* guards inbox and touches */
+    struct req *inbox, *inbox_tail;
+    char **touches;
+    size_t ntouches, touch_cap;
+
+    struct room *rooms[LOOP_BUCKETS];
+    struct req *oldest, *newest; /* parked, by deadline */
+    size_t nparked;
+    int any_dirty;
+    int stopping;
+    int64_t next_touch, next_sweep, next_rss, next_reconnect;
+} L = {.mu = PTHREAD_MUTEX_INITIALIZER, .pgfd = -1};
+
+/* epoll tags for the loop's own descriptors; parked requests use their
+ * struct req as tag. */
+static char tag_inbox, tag_signal, tag_pg;
+
+static unsigned
+hash(const char *s)
+{
+    unsigned h = 5381;
+
+    while (*s)
+        h = h * 33 + (unsigned char)*s++;
+    return h % LOOP_BUCKETS;
+}
+
+static struct room *
+room_find(const char *name)
+{
+    for (struct room *rm = L.rooms[hash(name)]; rm; rm = rm->hnext)
+        if (strcmp(rm->name, name) == 0)
+            return rm;
+    return NULL;
+}
+
+static struct room *
+room_get(const char *name)
+{
+    struct room *rm = room_find(name);
+    unsigned h;
+
+    if (rm)
+        return rm;
+    h = hash(name);
+    rm = xcalloc(1, sizeof(*rm));
+    rm->name = xstrdup(name);
+    rm->hnext = L.rooms[h];
+    L.rooms[h] = rm;
+    return rm;
+}
+
+/* Forgets rooms nobody has asked about for a while, so that the table stays
+ * the size of the rooms in use. */
+static void
+rooms_prune(int64_t now)
+{
+    for (unsigned h = 0; h < LOOP_BUCKETS; h++) {
+        struct room **pp = &L.rooms[h];
+
+        while (*pp) {
+            struct room *rm = *pp;
+
+            if (rm->nparked == 0 && now - rm->used > LOOP_ROOM_IDLE_MS) {
+                *pp = rm->hnext;
+                free(rm->name);
+                free(rm);
+            } else {
+                pp = &rm->hnext;
+            }
+        }
+    }
+}
+
+/* --- parking ----------------------------------------------------------- */
+
+static int
+park(struct room *rm, struct req *r)
+{
+    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = r};
+
+    /* Only the peer's hang-up is watched: the rest of the request's input,
+     * if any, is of no interest and would wake the loop for nothing. */
+    if (epoll_ctl(L.epfd, EPOLL_CTL_ADD, req_fd(r), &ev) < 0) {
+        log_error("cannot watch a parked request: %s", strerror(errno));
+        return -1;
+    }
+    r->parked_in = rm;
+    r->prev = NULL;
+    r->next = rm->parked;
+    if (rm->parked)
+        rm->parked->prev = r;
+    rm->parked = r;
+    rm->nparked++;
+
+    r->deadline = mono_ms() + config.recv_timeout_ms;
+    r->tnext = NULL;
+    r->tprev = L.newest;
+    if (L.newest)
+        L.newest->tnext = r;
+    else
+        L.oldest = r;
+    L.newest = r;
+    L.nparked++;
+    return 0;
+}
+
+static void
+unpark(struct req *r)
+{
+    struct room *rm = r->parked_in;
+
+    epoll_ctl(L.epfd, EPOLL_CTL_DEL, req_fd(r), NULL);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        rm->parked = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    rm->nparked--;
+
+    if (r->tprev)
+        r->tprev->tnext = r->tnext;
+    else
+        L.oldest = r->tnext;
+    if (r->tnext)
+        r->tnext->tprev = r->tprev;
+    else
+        L.newest = r->tprev;
+    L.nparked--;
+    r->parked_in = NULL;
+}
+
+/* --- the listening connection ------------------------------------------ */
+
+static void
+mark_dirty(struct room *rm)
+{
+    if (rm->nparked) {
+        rm->dirty = 1;
+        L.any_dirty = 1;
+    }
+}
+
+/* After a (re)connection nothing learnt before can be trusted: notifications
+ * may have been missed. Every room with parked requests is read again. */
+static void
+on_connected(void)
+{
+    int fd = store_socket(L.st);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_pg};
+
+    if (L.pgfd >= 0)
+        epoll_ctl(L.epfd, EPOLL_CTL_DEL, L.pgfd, NULL);
+    L.pgfd = -1;
+    if (epoll_ctl(L.epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+        L.pgfd = fd;
+    else
+        log_error("cannot watch the listening connection: %s",
+                  strerror(errno));
+    for (unsigned h = 0; h < LOOP_BUCKETS; h++)
+        for (struct room *rm = L.rooms[h]; rm; rm = rm->hnext) {
+            rm->known = 0;
+            mark_dirty(rm);
+        }
+}
+
+static void
+on_disconnected(void)
+{
+    if (L.pgfd >= 0)
+        epoll_ctl(L.epfd, EPOLL_CTL_DEL, L.pgfd, NULL);
+    L.pgfd = -1;
+    for (unsigned h = 0; h < LOOP_BUCKETS; h++)
+        for (struct room *rm = L.rooms[h]; rm; rm = rm->hnext)
+            rm->known = 0;
+}
+
+/* Returns 0 when the connection is up (reconnecting if it must), else -1. */
+static int
+db_ready(void)
+{
+    int rc = store_connect(L.st);
+
+    if (rc == 1)
+        on_connected();
+    if (rc < 0 && L.pgfd >= 0)
+        on_disconnected();
+    return rc < 0 ? -1 : 0;
+}
+
+static void
+on_notify(const char *room, int64_t head, void *arg)
+{
+    struct room *rm = room_find(room);
+
+    (void)arg;
+    if (!rm)
+        return; /* nobody here reads that room */
+    if (rm->known && head > rm->head)
+        rm->head = head;
+    mark_dirty(rm);
+}
+
+/* Reads the messages after since; learns the room's head on the way.
+ * Returns NULL when the database cannot answer. */
+static struct msg_list *
+query(struct room *rm, int64_t since)
+{
+    struct msg_list *list;
+    int64_t head;
+
+    if (db_ready() < 0)
+        return NULL;
+    list = store_recv(L.st, rm->name, since, LOOP_PAGE, &head);
+    if (!list) {
+        db_ready(); /* notices a lost connection */
+        return NULL;
+    }
+    if (!rm->known || head > rm->head)
+        rm->head = head;
+    rm->known = 1;
+    return list;
+}
+
+/* --- answering --------------------------------------------------------- */
+
+static void
+reply_messages(struct req *r, const char *body, size_t len)
+{
+    if (r->id && strlen(r->id) == TOKEN_LEN)
+        loop_touch(r->id);
+    req_reply(r, 200, body, len);
+}
+
+static void
+handle_recv(struct req *r)
+{
+    struct room *rm = room_get(r->room);
+    struct msg_list *list;
+    size_t len;
+    char *body;
+
+    rm->used = mono_ms();
+    if (L.stopping) {
+        routes_error(r, 503, "Server is restarting, try again");
+        return;
+    }
+    if (rm->known && r->since >= rm->head) {
+        if (park(rm, r) < 0)
+            routes_error(r, 503, "Cannot wait, try again");
+        return;
+    }
+    list = query(rm, r->since);
+    if (!list) {
+        routes_error(r, 503, ROUTES_DB_DOWN);
+        return;
+    }
+    if (list->len == 0) {
+        msg_list_free(list);
+        if (park(rm, r) < 0)
+            routes_error(r, 503, "Cannot wait, try again");
+        return;
+    }
+    body = views_messages(list, rss_current(), 0, &len);
+    reply_messages(r, body, len);
+    free(body);
+    msg_list_free(list);
+}
+
+static int
+by_since(const void *a, const void *b)
+{
+    const struct req *x = *(struct req *const *)a;
+    const struct req *y = *(struct req *const *)b;
+
+    return (x->since > y->since) - (x->since < y->since);
+}
+
+/* Answers the parked requests of rm that are behind its head: one query
+ * and one body per distinct cursor. */
+static void
+fan_out(struct room *rm)
+{
+    struct req **v = xcalloc(rm->nparked, sizeof(*v));
+    size_t n = 0;
+
+    rm->dirty = 0;
+    for (struct req *r = rm->parked; r; r = r->next)
+        if (!rm->known || r->since < rm->head)
+            v[n++] = r;
+    qsort(v, n, sizeof(*v), by_since);
+    for (size_t i = 0; i < n;) {
+        int64_t since = v[i]->since;
+        size_t j = i, len;
+        struct msg_list *list;
+        char *body;
+
+        while (j < n && v[j]->since == since)
+            j++;
+        list = query(rm, since);
+        if (!list) {
+            rm->dirty = 1; /* read again once the database is back */
+            break;
+        }
+        if (list->len) {
+            body = views_messages(list, rss_current(), 0, &len);
+            for (size_t k = i; k < j; k++) {
+                unpark(v[k]);
+                reply_messages(v[k], body, len);
+            }
+            free(body);
+        }
+        msg_list_free(list);
+        i = j;
+    }
+    free(v);
+}
+
+static void
+fan_out_dirty(void)
+{
+    if (!L.any_dirty)
+        return;
+    L.any_dirty = 0;
+    for (unsigned h = 0; h < LOOP_BUCKETS; h++)
+        for (struct room *rm = L.rooms[h]; rm; rm = rm->hnext)
+            if (rm->dirty) {
+                fan_out(rm);
+                if (rm->dirty)
+                    L.any_dirty = 1;
+            }
+}
+
+/* Answers parked requests with a ping: those whose deadline is before
+ * until, or all of them. */
+static void
+ping_until(int64_t until, int all)
+{
+    char *body = NULL;
+    size_t len = 0;
+
+    while (L.oldest && (all || L.oldest->deadline <= until)) {
+        struct req *r = L.oldest;
+
+        if (!body)
+            body = views_messages(NULL, rss_current(), 1, &len);
+        unpark(r);
+        reply_messages(r, body, len);
+    }
+    free(body);
+}
+
+/* --- the inbox and keep-alives ----------------------------------------- */
+
+void
+loop_submit(struct req *r)
+{
+    uint64_t one = 1;
+
+    r->next = NULL;
+    pthread_mutex_lock(&L.mu);
+    if (L.inbox_tail)
+        L.inbox_tail->next = r;
+    else
+        L.inbox = r;
+    L.inbox_tail = r;
+    pthread_mutex_unlock(&L.mu);
+    if (write(L.evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_error("cannot wake the event loop: %s", strerror(errno));
+}
+
+void
+loop_touch(const char *token)
+{
+    pthread_mutex_lock(&L.mu);
+    if (L.ntouches == L.touch_cap) {
+        L.touch_cap = L.touch_cap ? 2 * L.touch_cap : 64;
+        L.touches = xrealloc(L.touches, L.touch_cap * sizeof(*L.touches));
+    }
+    L.touches[L.ntouches++] = xstrdup(token);
+    pthread_mutex_unlock(&L.mu);
+}
+
+static void
+drain_inbox(void)
+{
+    uint64_t count;
+    struct req *list;
+
+    if (read(L.evfd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+        log_error("cannot read the event counter: %s", strerror(errno));
+    pthread_mutex_lock(&L.mu);
+    list = L.inbox;
+    L.inbox = L.inbox_tail = NULL;
+    pthread_mutex_unlock(&L.mu);
+    while (list) {
+        struct req *r = list;
+
+        list = r->next;
+        handle_recv(r);
+    }
+}
+
+/* Writes the keep-alives gathered since the last time, plus one for every
+ * session waiting here, in one statement. */
+static void
+flush_touches(void)
+{
+    char **v;
+    size_t n, cap;
+
+    pthread_mutex_lock(&L.mu);
+    v = L.touches;
+    n = L.ntouches;
+    cap = L.touch_cap;
+    L.touches = NULL;
+    L.ntouches = L.touch_cap = 0;
+    pthread_mutex_unlock(&L.mu);
+    for (struct req *r = L.oldest; r; r = r->tnext) {
+        if (!r->id || strlen(r->id) != TOKEN_LEN)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            v = xrealloc(v, cap * sizeof(*v));
+        }
+        v[n++] = xstrdup(r->id);
+    }
+    if (n && db_ready() == 0 &&
+        store_touch(L.st, (const char *const *)v, n) < 0)
+        db_ready();
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void
+sweep(void)
+{
+    int n;
+
+    if (db_ready() < 0)
+        return;
+    n = store_sweep(L.st, config.session_timeout_s);
+    if (n < 0)
+        db_ready();
+    else if (n > 0)
+        log_info("ended %d idle session%s", n, n == 1 ? "" : "s");
+}
+
+/* --- timers and the loop itself ---------------------------------------- */
+
+static int64_t
+min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static int
+next_timeout(int64_t now)
+{
+    int64_t next = min64(min64(L.next_touch, L.next_sweep), L.next_rss);
+
+    if (L.oldest)
+        next = min64(next, L.oldest->deadline);
+    if (L.pgfd < 0)
+        next = min64(next, L.next_reconnect);
+    if (L.any_dirty)
+        next = min64(next, L.next_reconnect);
+    return next <= now ? 0 : (int)(next - now);
+}
+
+static void
+run_timers(int64_t now)
+{
+    ping_until(now, 0);
+    if (now >= L.next_rss) {
+        rss_refresh();
+        L.next_rss = now + 1000;
+    }
+    if ((L.pgfd < 0 || L.any_dirty) && now >= L.next_reconnect) {
+        L.next_reconnect = now + LOOP_RECONNECT_MS;
+        db_ready();
+    }
+    if (now >= L.next_touch) {
+        flush_touches();
+        L.next_touch = now + LOOP_TOUCH_MS;
+    }
+    if (now >= L.next_sweep) {
+        sweep();
+        rooms_prune(now);
+        /* Jitter spreads the workers' sweeps apart. */
+        L.next_sweep = now + config.sweep_interval_ms +
+                       rand() % (config.sweep_interval_ms / 4 + 1);
+    }
+}
+
+static void
+on_signal(void)
+{
+    struct signalfd_siginfo si;
+
+    if (read(L.sigfd, &si, sizeof(si)) != sizeof(si))
+        return;
+    if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+        log_info("stopping: answering %zu waiting request%s", L.nparked,
+                 L.nparked == 1 ? "" : "s");
+        L.stopping = 1;
+    }
+}
+
+static void
+dispatch(struct epoll_event *ev)
+{
+    void *tag = ev->data.ptr;
+
+    if (tag == &tag_inbox) {
+        drain_inbox();
+    } else if (tag == &tag_signal) {
+        on_signal();
+    } else if (tag == &tag_pg) {
+        if (store_notifies(L.st, on_notify, NULL) < 0)
+            on_disconnected();
+    } else {
+        struct req *r = tag; /* a parked client went away */
+
+        unpark(r);
+        req_drop(r);
+    }
+}
+
+int
+loop_init(void)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+    sigset_t mask;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    L.epfd = epoll_create1(EPOLL_CLOEXEC);
+    L.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    L.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (L.epfd < 0 || L.evfd < 0 || L.sigfd < 0) {
+        log_error("cannot set up the event loop: %s", strerror(errno));
+        return -1;
+    }
+    ev.data.ptr = &tag_inbox;
+    epoll_ctl(L.epfd, EPOLL_CTL_ADD, L.evfd, &ev);
+    ev.data.ptr = &tag_signal;
+    epoll_ctl(L.epfd, EPOLL_CTL_ADD, L.sigfd, &ev);
+
+    L.st = store_new(config.listen_database_url, 1);
+    if (store_socket(L.st) >= 0)
+        on_connected();
+    rss_refresh();
+    return 0;
+}
+
+int
+loop_run(void)
+{
+    struct epoll_event events[LOOP_EVENTS];
+    int64_t now = mono_ms();
+
+    L.next_touch = now + LOOP_TOUCH_MS;
+    L.next_sweep = now + rand() % (config.sweep_interval_ms + 1);
+    L.next_rss = now + 1000;
+    L.next_reconnect = now;
+    while (!L.stopping) {
+        int n = epoll_wait(L.epfd, events, LOOP_EVENTS, next_timeout(now));
+
+        if (n < 0 && errno != EINTR) {
+            log_error("epoll_wait failed: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++)
+            dispatch(&events[i]);
+        fan_out_dirty();
+        now = mono_ms();
+        run_timers(now);
+    }
+    ping_until(0, 1);
+    flush_touches();
+    store_free(L.st);
+    return 0;
+}

@@ -1,0 +1,202 @@
+/* main.c -- pgchat's FastCGI responder: configuration, the listening
+ * socket, and the worker processes.
+ *
+ * The parent binds the socket (or takes the one a process manager such as
+ * spawn-fcgi hands over as fd 0), forks WEB_CONCURRENCY workers that all
+ * accept on it, and replaces any worker that dies. It holds no database
+ * connection and no request itself. SIGTERM or SIGINT stop everything.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcgiapp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "util.h"
+#include "worker.h"
+
+#define MAIN_BACKLOG 4096
+#define MAIN_STOP_MS 5000 /* workers still alive then are killed */
+
+static pid_t *pids;
+
+/* Returns the listening socket, or -1. */
+static int
+open_socket(void)
+{
+    int fd, listening = 0;
+    socklen_t len = sizeof(listening);
+
+    if (!config.socket_path) {
+        /* Inherited from a process manager, as for any FastCGI app. */
+        if (getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+            !listening) {
+            log_error("PGCHAT_SOCKET is not set and fd 0 is not a listening "
+                      "socket");
+            return -1;
+        }
+        return 0;
+    }
+    if (config.socket_path[0] == '/' || config.socket_path[0] == '.')
+        unlink(config.socket_path); /* a leftover from a crash */
+    fd = FCGX_OpenSocket(config.socket_path, MAIN_BACKLOG);
+    if (fd < 0) {
+        log_error("cannot listen on '%s': %s", config.socket_path,
+                  strerror(errno));
+        return -1;
+    }
+    return fd;
+}
+
+static pid_t
+spawn(int listen_fd)
+{
+    pid_t pid = fork();
+
+    if (pid == 0)
+        worker_run(listen_fd);
+    if (pid < 0)
+        log_error("cannot fork a worker: %s", strerror(errno));
+    return pid;
+}
+
+static int
+slot_of(pid_t pid)
+{
+    for (int i = 0; i < config.workers; i++)
+        if (pids[i] == pid)
+            return i;
+    return -1;
+}
+
+static void
+stop_workers(void)
+{
+    int64_t deadline = mono_ms() + MAIN_STOP_MS;
+    int alive = 0;
+
+    for (int i = 0; i < config.workers; i++)
+        if (pids[i] > 0 && kill(pids[i], SIGTERM) == 0)
+            alive++;
+    while (alive > 0) {
+        pid_t pid = waitpid(-1, NULL, WNOHANG);
+
+        if (pid > 0) {
+            int slot = slot_of(pid);
+
+            if (slot >= 0) {
+                pids[slot] = 0;
+                alive--;
+            }
+            continue;
+        }
+        if (pid < 0 || mono_ms() > deadline)
+            break;
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    for (int i = 0; i < config.workers; i++)
+        if (pids[i] > 0) {
+            log_warn("worker %d did not stop in time, killing it",
+                     (int)pids[i]);
+            kill(pids[i], SIGKILL);
+            waitpid(pids[i], NULL, 0);
+        }
+}
+
+/* Waits for signals; replaces dead workers until told to stop. */
+static int
+supervise(int listen_fd)
+{
+    sigset_t mask;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGCHLD);
+    for (;;) {
+        int sig;
+        pid_t pid;
+        int status;
+
+        if (sigwait(&mask, &sig) != 0)
+            continue;
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("stopping %d workers", config.workers);
+            stop_workers();
+            return 0;
+        }
+        if (sig != SIGCHLD)
+            continue;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            int slot = slot_of(pid);
+
+            if (slot < 0)
+                continue;
+            if (WIFSIGNALED(status))
+                log_error("worker %d killed by signal %d, replacing it",
+                          (int)pid, WTERMSIG(status));
+            else
+                log_error("worker %d exited with %d, replacing it", (int)pid,
+                          WEXITSTATUS(status));
+            /* A worker that dies at once must not make us fork in a loop. */
+            struct timespec pause = {0, 200 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+            pids[slot] = spawn(listen_fd);
+        }
+    }
+}
+
+int
+main(void)
+{
+    const char *level = getenv("PGCHAT_LOG_LEVEL");
+    sigset_t mask;
+    int listen_fd, rc;
+
+    if (level && strcmp(level, "debug") == 0)
+        log_set_level(LOG_DEBUG);
+    if (config_load() < 0)
+        return 2;
+    config.starttime = now_ms();
+
+    if (FCGX_Init() != 0) {
+        log_error("cannot initialise libfcgi");
+        return 1;
+    }
+    /* FCGX_Init installs its own handlers; ours come after. */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+
+    listen_fd = open_socket();
+    if (listen_fd < 0)
+        return 1;
+    if (config.socket_path)
+        chmod(config.socket_path, 0660);
+
+    pids = xcalloc(config.workers, sizeof(*pids));
+    for (int i = 0; i < config.workers; i++)
+        pids[i] = spawn(listen_fd);
+    log_info("listening on %s with %d workers",
+             config.socket_path ? config.socket_path : "fd 0",
+             config.workers);
+    rc = supervise(listen_fd);
+    if (config.socket_path)
+        unlink(config.socket_path);
+    free(pids);
+    log_info("stopped");
+    return rc;
+}

@@ -1,0 +1,150 @@
+/* valid.c -- the protocol's rules for nicks, rooms, message text and cursors.
+ *
+ * Character classes are spelled out instead of using <ctype.h>, whose answers
+ * depend on the locale and on the sign of char.
+ */
+#include "valid.h"
+
+static int
+is_alnum(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9');
+}
+
+int
+valid_nick(const char *s, size_t len)
+{
+    if (!s || len == 0 || len > VALID_NICK_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = s[i];
+
+        if (!is_alnum(c) && c != '_' && c != '-' && c != '^' && c != '!')
+            return 0;
+    }
+    return 1;
+}
+
+int
+valid_room(const char *s, size_t len)
+{
+    if (!s || len == 0 || len > VALID_ROOM_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = s[i];
+
+        if (!is_alnum(c) && c != '_' && c != '-')
+            return 0;
+    }
+    return 1;
+}
+
+int
+valid_utf8(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned char c = s[i];
+        unsigned int cp;
+        size_t n;
+
+        if (c == 0)
+            return 0;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return 0; /* continuation byte, overlong lead or > U+10FFFF */
+        }
+        if (len - i <= n)
+            return 0;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
+int
+valid_blank(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\v' &&
+            c != '\f')
+            return 0;
+    }
+    return 1;
+}
+
+enum valid_text
+valid_text(const char *s, size_t len, size_t max)
+{
+    if (!s || valid_blank(s, len))
+        return VALID_TEXT_EMPTY;
+    if (len > max)
+        return VALID_TEXT_TOO_LONG;
+    if (!valid_utf8(s, len))
+        return VALID_TEXT_BAD_UTF8;
+    return VALID_TEXT_OK;
+}
+
+int
+valid_since(const char *s, int64_t *out)
+{
+    int negative = 0, overflow = 0;
+    int64_t v = 0;
+    const char *p = s;
+
+    if (!s)
+        return -1;
+    if (*p == '-') {
+        negative = 1;
+        p++;
+    }
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        int d = *p - '0';
+
+        if (v > (INT64_MAX - d) / 10)
+            overflow = 1;
+        else
+            v = v * 10 + d;
+    }
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return -1;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p != '\0')
+        return -1;
+    if (negative)
+        v = 0;
+    else if (overflow)
+        v = INT64_MAX;
+    *out = v;
+    return 0;
+}

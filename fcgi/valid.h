@@ -1,0 +1,45 @@
+/* valid.h -- the protocol's rules for nicks, rooms, message text and cursors.
+ *
+ * Pure functions of their arguments: no I/O, no allocation, so the unit tests
+ * and the fuzzer call them directly.
+ */
+#ifndef PGCHAT_VALID_H
+#define PGCHAT_VALID_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VALID_NICK_MAX 50
+#define VALID_ROOM_MAX 64
+#define VALID_TEXT_MAX_DEFAULT 4096
+
+/* 1 when (s, len) is a nick: 1-50 letters, digits, '_', '-', '^', '!'. */
+int valid_nick(const char *s, size_t len);
+
+/* 1 when (s, len) is a room: 1-64 letters, digits, '_', '-'. */
+int valid_room(const char *s, size_t len);
+
+/* 1 when (s, len) is well-formed UTF-8 with no NUL byte: no overlong forms,
+ * no surrogates, nothing above U+10FFFF. */
+int valid_utf8(const char *s, size_t len);
+
+/* 1 when (s, len) holds nothing but ASCII white space. */
+int valid_blank(const char *s, size_t len);
+
+enum valid_text {
+    VALID_TEXT_OK,
+    VALID_TEXT_EMPTY,    /* missing, empty or only white space */
+    VALID_TEXT_TOO_LONG, /* more than max bytes */
+    VALID_TEXT_BAD_UTF8, /* not UTF-8, or holds a NUL byte */
+};
+
+/* Classifies a message text; s may be NULL (a missing parameter). */
+enum valid_text valid_text(const char *s, size_t len, size_t max);
+
+/* Parses a "since" cursor: an optional '-', digits, and an optional
+ * fraction, which is dropped. Values below 0 read as 0 and values beyond
+ * int64 as INT64_MAX, so every number is a cursor. Returns 0, or -1 when s is
+ * NULL, empty or not a number. */
+int valid_since(const char *s, int64_t *out);
+
+#endif

@@ -1,0 +1,116 @@
+/* views.c -- the JSON bodies of every reply; the only file that uses json-c.
+ *
+ * Output is compact and keeps key order, and '/' is not escaped, so bodies
+ * are byte-for-byte what the protocol table shows.
+ */
+#include "views.h"
+
+#include <json-c/json.h>
+#include <stdlib.h>
+
+#include "util.h"
+
+void
+msg_list_free(struct msg_list *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < list->len; i++) {
+        free(list->items[i].nick);
+        free(list->items[i].type);
+        free(list->items[i].text);
+    }
+    free(list->items);
+    free(list);
+}
+
+/* Takes root: serialises it, frees it, returns the caller's copy. */
+static char *
+finish(json_object *root, size_t *len)
+{
+    size_t n;
+    const char *s = json_object_to_json_string_length(
+        root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    char *out = xstrndup(s, n);
+
+    json_object_put(root);
+    *len = n;
+    return out;
+}
+
+char *
+views_error(const char *message, size_t *len)
+{
+    json_object *root = json_object_new_object();
+
+    json_object_object_add(root, "error", json_object_new_string(message));
+    return finish(root, len);
+}
+
+char *
+views_rss(long long rss, size_t *len)
+{
+    json_object *root = json_object_new_object();
+
+    json_object_object_add(root, "rss", json_object_new_int64(rss));
+    return finish(root, len);
+}
+
+char *
+views_join(const char *id, const char *nick, long long rss, int64_t starttime,
+           size_t *len)
+{
+    json_object *root = json_object_new_object();
+
+    json_object_object_add(root, "id", json_object_new_string(id));
+    json_object_object_add(root, "nick", json_object_new_string(nick));
+    json_object_object_add(root, "rss", json_object_new_int64(rss));
+    json_object_object_add(root, "starttime",
+                           json_object_new_int64(starttime));
+    return finish(root, len);
+}
+
+char *
+views_who(char *const *nicks, size_t n, long long rss, size_t *len)
+{
+    json_object *root = json_object_new_object();
+    json_object *list = json_object_new_array_ext((int)n);
+
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(list, json_object_new_string(nicks[i]));
+    json_object_object_add(root, "nicks", list); /* root takes list */
+    json_object_object_add(root, "rss", json_object_new_int64(rss));
+    return finish(root, len);
+}
+
+static json_object *
+message_object(const struct msg *m)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "nick", json_object_new_string(m->nick));
+    json_object_object_add(o, "type", json_object_new_string(m->type));
+    if (m->text)
+        json_object_object_add(o, "text", json_object_new_string(m->text));
+    json_object_object_add(o, "timestamp", json_object_new_int64(m->ts));
+    return o;
+}
+
+char *
+views_messages(const struct msg_list *list, long long rss, int ping,
+               size_t *len)
+{
+    json_object *root = json_object_new_object();
+    size_t n = list ? list->len : 0;
+    json_object *arr = json_object_new_array_ext((int)n);
+
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(arr, message_object(&list->items[i]));
+    json_object_object_add(root, "messages", arr); /* root takes arr */
+    json_object_object_add(root, "rss", json_object_new_int64(rss));
+    if (list && list->gap)
+        json_object_object_add(root, "gap", json_object_new_boolean(1));
+    if (ping)
+        json_object_object_add(root, "ping", json_object_new_boolean(1));
+    return finish(root, len);
+}

@@ -1,0 +1,32 @@
+/* views.h -- the JSON bodies of every reply.
+ *
+ * Each function returns a NUL-terminated string that the caller frees with
+ * free(), and stores its length in *len.
+ */
+#ifndef PGCHAT_VIEWS_H
+#define PGCHAT_VIEWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+/* {"error":MESSAGE} */
+char *views_error(const char *message, size_t *len);
+
+/* {"rss":N} */
+char *views_rss(long long rss, size_t *len);
+
+/* {"id":ID,"nick":NICK,"rss":N,"starttime":MS} */
+char *views_join(const char *id, const char *nick, long long rss,
+                 int64_t starttime, size_t *len);
+
+/* {"nicks":[...],"rss":N} */
+char *views_who(char *const *nicks, size_t n, long long rss, size_t *len);
+
+/* {"messages":[...],"rss":N} plus "gap":true and "ping":true when set.
+ * list may be NULL for no messages. */
+char *views_messages(const struct msg_list *list, long long rss, int ping,
+                     size_t *len);
+
+#endif

@@ -1,0 +1,205 @@
+/* writer.c -- the worker's writer thread: joins, parts, who, and sends
+ * stored by group commit.
+ *
+ * Accept threads queue requests here and go back to accepting. The thread
+ * takes everything queued at once: all the sends become one transaction with
+ * one wake-up per room (migrations: chat_send), so while one commit is being
+ * flushed the next batch gathers by itself. Each send is answered only once
+ * its transaction has committed.
+ */
+#include "writer.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "loop.h"
+#include "routes.h"
+#include "store.h"
+#include "util.h"
+#include "views.h"
+
+/* Sends in one transaction at the most: bounds the statement's size. */
+#define WRITER_MAX_BATCH 1024
+
+static struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct req *head, *tail;
+    int stopping;
+    struct store *st;
+} W = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+void
+writer_submit(struct req *r, enum writer_job job)
+{
+    r->job = job;
+    r->next = NULL;
+    pthread_mutex_lock(&W.mu);
+    if (W.tail)
+        W.tail->next = r;
+    else
+        W.head = r;
+    W.tail = r;
+    pthread_cond_signal(&W.cond);
+    pthread_mutex_unlock(&W.mu);
+}
+
+static void
+do_join(struct req *r)
+{
+    size_t len;
+    char *body;
+
+    switch (store_join(W.st, r->token, r->room, r->nick,
+                       config.session_timeout_s)) {
+    case 1:
+        body = views_join(r->token, r->nick, rss_current(), config.starttime,
+                          &len);
+        req_reply(r, 200, body, len);
+        free(body);
+        break;
+    case 0:
+        routes_error(r, 400, "Nick in use");
+        break;
+    default:
+        routes_error(r, 503, ROUTES_DB_DOWN);
+    }
+}
+
+static void
+do_part(struct req *r)
+{
+    if (store_part(W.st, r->id, r->room) < 0)
+        routes_error(r, 503, ROUTES_DB_DOWN);
+    else
+        routes_ok(r);
+}
+
+static void
+do_who(struct req *r)
+{
+    size_t n, len;
+    char **nicks = store_who(W.st, r->room, &n);
+    char *body;
+
+    if (!nicks) {
+        routes_error(r, 503, ROUTES_DB_DOWN);
+        return;
+    }
+    body = views_who(nicks, n, rss_current(), &len);
+    req_reply(r, 200, body, len);
+    free(body);
+    store_strv_free(nicks);
+}
+
+/* Takes the n requests in sends: stores them in one transaction. */
+static void
+do_sends(struct req **sends, size_t n)
+{
+    const char **tokens = xcalloc(n, sizeof(*tokens));
+    const char **rooms = xcalloc(n, sizeof(*rooms));
+    const char **texts = xcalloc(n, sizeof(*texts));
+    unsigned char *accepted = xcalloc(n, 1);
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        tokens[i] = sends[i]->id;
+        rooms[i] = sends[i]->room;
+        texts[i] = sends[i]->text;
+    }
+    rc = store_send(W.st, tokens, rooms, texts, n, accepted);
+    for (size_t i = 0; i < n; i++) {
+        if (rc < 0) {
+            routes_error(sends[i], 503, ROUTES_DB_DOWN);
+        } else if (accepted[i]) {
+            loop_touch(sends[i]->id);
+            routes_ok(sends[i]);
+        } else {
+            routes_error(sends[i], 400, "No such session id");
+        }
+    }
+    free(tokens);
+    free(rooms);
+    free(texts);
+    free(accepted);
+}
+
+/* Takes the list: answers every request in it. */
+static void
+run_batch(struct req *list)
+{
+    struct req **sends = xcalloc(WRITER_MAX_BATCH, sizeof(*sends));
+    size_t nsends = 0;
+
+    while (list) {
+        struct req *r = list;
+
+        list = r->next;
+        switch (r->job) {
+        case WRITER_JOIN:
+            do_join(r);
+            break;
+        case WRITER_PART:
+            do_part(r);
+            break;
+        case WRITER_WHO:
+            do_who(r);
+            break;
+        case WRITER_SEND:
+            sends[nsends++] = r;
+            if (nsends == WRITER_MAX_BATCH) {
+                do_sends(sends, nsends);
+                nsends = 0;
+            }
+            break;
+        }
+    }
+    if (nsends)
+        do_sends(sends, nsends);
+    free(sends);
+}
+
+static void *
+writer_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct req *list;
+
+        pthread_mutex_lock(&W.mu);
+        while (!W.head && !W.stopping)
+            pthread_cond_wait(&W.cond, &W.mu);
+        list = W.head;
+        W.head = W.tail = NULL;
+        pthread_mutex_unlock(&W.mu);
+        if (!list)
+            break; /* stopping, and nothing left */
+        run_batch(list);
+    }
+    return NULL;
+}
+
+int
+writer_start(void)
+{
+    W.st = store_new(config.database_url, 0);
+    if (pthread_create(&W.thread, NULL, writer_main, NULL) != 0) {
+        log_error("cannot start the writer thread");
+        return -1;
+    }
+    return 0;
+}
+
+void
+writer_stop(void)
+{
+    pthread_mutex_lock(&W.mu);
+    W.stopping = 1;
+    pthread_cond_signal(&W.cond);
+    pthread_mutex_unlock(&W.mu);
+    pthread_join(W.thread, NULL);
+    store_free(W.st);
+    W.st = NULL;
+}

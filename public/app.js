@@ -1,0 +1,921 @@
+/*
+ * pgchat browser client: plain ES module, no framework, no build step.
+ *
+ * Talks the node_chat long-polling protocol with RELATIVE urls only
+ * (`join`, `part`, `send`, `recv`, `who`), so the page also works when it
+ * is served under a prefix such as /chat/.
+ *
+ * Safety: user text only ever reaches the DOM through textContent /
+ * text nodes; links are built as elements and only get an href when the
+ * URL parses with protocol http: or https:. There is no innerHTML here.
+ * No inline scripts or style attributes either (CSP: script-src/style-src
+ * 'self'); visibility is switched with the `hidden` attribute and classes.
+ *
+ * ---------------------------------------------------------------------
+ * Stable ids / classes (contract for tests, see t/browser/chat.mjs):
+ *
+ *   #join-screen   section holding the join form (hidden while chatting)
+ *   #join-form     the join <form>; #nick and #room are its inputs,
+ *                  #join-button its submit button
+ *   #join-error    inline join error (client validation or server error
+ *                  such as "Nick in use" / "Bad nick."); empty when none
+ *   #chat          chat section (has the `hidden` attribute until joined)
+ *   #log           <ol> of messages; each message is an <li class="line">
+ *                  with one of .msg / .join / .part, plus .mention when a
+ *                  message from someone else contains your nick and .self
+ *                  for your own; data-ts = server timestamp (ms).
+ *                  Children: time.time (text HH:MM, title = full date,
+ *                  datetime = ISO), span.nick, span.text (links inside
+ *                  are <a target=_blank rel="noopener noreferrer">).
+ *                  Non-message rows are li.day (date divider) and
+ *                  li.notice (e.g. skipped-messages gap) - never .line.
+ *   #new-messages  button shown when lines arrived while scrolled up
+ *   #who           <ul> of people in the room, one <li> per nick
+ *                  (li.me for yourself)
+ *   #who-toggle    toolbar button showing / hiding the who list
+ *   #user-count    number of people in the room (toolbar)
+ *   #uptime        server uptime, from `starttime` (e.g. "2h 05m")
+ *   #rss           server memory, from `rss` (e.g. "12.4 MiB")
+ *   #status        text is exactly one of: connected | reconnecting |
+ *                  offline (also in data-state)
+ *   #banner        connection problem banner; #retry retries at once
+ *   #room-name     current room (toolbar)
+ *   #leave         leave button (parts and shows the join screen)
+ *   #send-form     message form; #input its textarea, #send-button
+ *   #send-error    inline send error ("Message too long", ...); empty
+ *                  when none
+ *
+ * Title: "pgchat", or "(N) pgchat" while the tab is hidden and N messages
+ * from others arrived; visibility is read from document.hidden /
+ * document.visibilityState at every visibilitychange event.
+ * ---------------------------------------------------------------------
+ */
+
+const NICK_RE = /^[A-Za-z0-9_\-^!]{1,50}$/;
+const NICK_MAX = 50;
+const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const DEFAULT_ROOM = 'lobby';
+const BASE_TITLE = 'pgchat';
+const MAX_MESSAGE_BYTES = 4096;
+const RECV_BATCH = 200;          // server sends at most this many per reply
+const RECV_TIMEOUT_MS = 45000;   // server holds a recv up to 20 s
+const REQUEST_TIMEOUT_MS = 15000;
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+const MAX_LOG_ROWS = 2000;       // older rows are dropped from the DOM
+const BOTTOM_SLACK_PX = 48;
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  joinScreen: $('join-screen'),
+  joinForm: $('join-form'),
+  nick: $('nick'),
+  room: $('room'),
+  joinError: $('join-error'),
+  joinButton: $('join-button'),
+  chat: $('chat'),
+  log: $('log'),
+  newMessages: $('new-messages'),
+  who: $('who'),
+  whoToggle: $('who-toggle'),
+  whoPanel: $('who-panel'),
+  userCount: $('user-count'),
+  uptime: $('uptime'),
+  rss: $('rss'),
+  status: $('status'),
+  banner: $('banner'),
+  bannerText: $('banner-text'),
+  retry: $('retry'),
+  roomLabel: $('room-label'),
+  roomName: $('room-name'),
+  leave: $('leave'),
+  sendForm: $('send-form'),
+  input: $('input'),
+  sendButton: $('send-button'),
+  sendError: $('send-error'),
+};
+
+const state = {
+  gen: 0,             // bumped on every join/leave; stale loops exit
+  joined: false,
+  nick: null,
+  room: DEFAULT_ROOM,
+  id: null,
+  since: 0,           // timestamp of the last message shown (recv cursor)
+  catchingUp: true,   // still loading the history after a join
+  needWho: true,      // refresh the who list once caught up
+  verifySelf: false,  // after a reconnect: check we are still in `who`
+  who: new Set(),
+  whoPending: null,   // join/part events seen while a `who` is in flight
+  failures: 0,        // consecutive recv failures
+  retryAt: 0,
+  wake: null,         // resolves the current back-off pause early
+  pollCtl: null,
+  rejoinP: null,
+  sending: false,
+  unread: 0,
+  newCount: 0,
+  lastDay: null,
+  starttime: null,
+  stickToBottom: false,
+};
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+
+function pad2(n) { return String(n).padStart(2, '0'); }
+
+function hhmm(d) { return `${pad2(d.getHours())}:${pad2(d.getMinutes())}`; }
+
+function fullDate(d) {
+  try {
+    return d.toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'medium' });
+  } catch {
+    return d.toString();
+  }
+}
+
+function formatDuration(ms) {
+  let s = Math.max(0, Math.floor(ms / 1000));
+  const d = Math.floor(s / 86400); s -= d * 86400;
+  const h = Math.floor(s / 3600); s -= h * 3600;
+  const m = Math.floor(s / 60); s -= m * 60;
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${pad2(m)}m`;
+  if (m) return `${m}m ${pad2(s)}s`;
+  return `${s}s`;
+}
+
+function formatBytes(n) {
+  n = Number(n);
+  if (!Number.isFinite(n) || n < 0) return '–';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return i === 0 ? `${n} B` : `${n.toFixed(n < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+function utf8Length(s) { return new TextEncoder().encode(s).length; }
+
+function nickColor(nick) {
+  let h = 0;
+  for (let i = 0; i < nick.length; i++) h = (h * 31 + nick.charCodeAt(i)) >>> 0;
+  return h % 8;
+}
+
+function isSessionError(err) { return /no such session/i.test(String(err || '')); }
+
+function backoffDelay(failures) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.max(0, failures - 1));
+  // jitter: 75 % .. 125 % of the step, never above the cap
+  return Math.min(BACKOFF_MAX_MS, Math.round(base * (0.75 + Math.random() * 0.5)));
+}
+
+function isHidden() {
+  return document.hidden === true || document.visibilityState === 'hidden';
+}
+
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+/** Back-off pause that wake() ends early (retry button, online, send ok). */
+function pause(ms) {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      if (state.wake === done) state.wake = null;
+      resolve();
+    }
+    state.wake = done;
+  });
+}
+
+function wake() { if (state.wake) state.wake(); }
+
+/**
+ * fetch wrapper: never throws. Returns {ok, status, data}; status 0 means
+ * network error / timeout / abort. `form` is sent as
+ * application/x-www-form-urlencoded.
+ */
+async function request(path, { form = null, timeout = REQUEST_TIMEOUT_MS, signal = null } = {}) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), timeout);
+  const onAbort = () => ctl.abort();
+  if (signal) {
+    if (signal.aborted) ctl.abort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  }
+  const init = {
+    method: form ? 'POST' : 'GET',
+    signal: ctl.signal,
+    cache: 'no-store',
+    credentials: 'same-origin',
+    headers: { Accept: 'application/json' },
+  };
+  if (form) {
+    init.headers['Content-Type'] = 'application/x-www-form-urlencoded';
+    init.body = new URLSearchParams(form).toString();
+  }
+  try {
+    const res = await fetch(path, init);
+    let data = null;
+    try { data = await res.json(); } catch { data = null; }
+    if (!data || typeof data !== 'object') data = {};
+    return { ok: res.ok, status: res.status, data };
+  } catch (err) {
+    return { ok: false, status: 0, data: {}, aborted: ctl.signal.aborted, err };
+  } finally {
+    clearTimeout(timer);
+    if (signal) signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* room from the URL                                                   */
+
+function roomFromUrl() {
+  const hash = decodeURIComponent(location.hash.replace(/^#/, ''));
+  if (hash && ROOM_RE.test(hash)) return hash;
+  const q = new URLSearchParams(location.search).get('room');
+  if (q && ROOM_RE.test(q)) return q;
+  return null;
+}
+
+function setUrlRoom(room) {
+  if (roomFromUrl() === room) return;
+  if (!roomFromUrl() && room === DEFAULT_ROOM) return;
+  const url = new URL(location.href);
+  url.searchParams.delete('room');
+  url.hash = room;
+  history.replaceState(history.state, '', url);
+}
+
+/* ------------------------------------------------------------------ */
+/* toolbar                                                             */
+
+function setStatus(s) {
+  if (el.status.textContent !== s) el.status.textContent = s;
+  el.status.dataset.state = s;
+}
+
+function setRss(rss) {
+  if (rss !== undefined && rss !== null) el.rss.textContent = formatBytes(rss);
+}
+
+function updateUptime() {
+  if (state.starttime) el.uptime.textContent = formatDuration(Date.now() - state.starttime);
+}
+
+function applyServerInfo(data) {
+  setRss(data.rss);
+  const st = Number(data.starttime);
+  if (Number.isFinite(st) && st > 0) {
+    state.starttime = st;
+    el.uptime.title = `Server up since ${fullDate(new Date(st))}`;
+    updateUptime();
+  }
+}
+
+function updateTitle() {
+  document.title = state.unread > 0 ? `(${state.unread}) ${BASE_TITLE}` : BASE_TITLE;
+}
+
+function showBanner() {
+  if (!state.joined || state.failures === 0) {
+    el.banner.hidden = true;
+    return;
+  }
+  const secs = Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000));
+  const what = navigator.onLine === false ? 'You are offline.' : 'Connection to the server lost.';
+  el.bannerText.textContent = secs > 0 ? `${what} Reconnecting in ${secs} s…` : `${what} Reconnecting…`;
+  el.banner.hidden = false;
+}
+
+/* ------------------------------------------------------------------ */
+/* who list                                                            */
+
+const narrowQuery = matchMedia('(max-width: 760px)');
+
+function whoPanelVisible() {
+  const toggled = el.chat.classList.contains('who-toggled');
+  return narrowQuery.matches ? toggled : !toggled;
+}
+
+function updateWhoToggle() {
+  el.whoToggle.setAttribute('aria-expanded', String(whoPanelVisible()));
+}
+
+function renderWho() {
+  const nicks = [...state.who].sort((a, b) => a.localeCompare(b, undefined, { sensitivity: 'base' }));
+  const items = nicks.map((n) => {
+    const li = document.createElement('li');
+    li.className = `nick-c${nickColor(n)}`;
+    li.textContent = n;
+    if (n === state.nick) {
+      li.classList.add('me');
+      li.title = 'you';
+    }
+    return li;
+  });
+  el.who.replaceChildren(...items);
+  el.userCount.textContent = String(nicks.length);
+  el.whoToggle.title = `${nicks.length} ${nicks.length === 1 ? 'person' : 'people'} in this room — show or hide the list`;
+}
+
+function applyWhoEvent(type, nick) {
+  if (type === 'join') state.who.add(nick);
+  else if (type === 'part') state.who.delete(nick);
+}
+
+async function refreshWho() {
+  if (state.whoPending) { state.needWho = true; return; }
+  const gen = state.gen;
+  const verify = state.verifySelf;
+  state.verifySelf = false;
+  state.whoPending = [];
+  const r = await request(`who?${new URLSearchParams({ room: state.room })}`);
+  const events = state.whoPending;
+  state.whoPending = null;
+  if (gen !== state.gen) return;
+  if (!r.ok || !Array.isArray(r.data.nicks)) {
+    state.needWho = true; // try again after the next successful recv
+    return;
+  }
+  setRss(r.data.rss);
+  state.who = new Set(r.data.nicks.map(String));
+  for (const [type, nick] of events) applyWhoEvent(type, nick);
+  renderWho();
+  if (verify && state.joined && !state.who.has(state.nick)) {
+    // The server lost our session (e.g. restarted); get a new one quietly.
+    rejoin({ soft: true });
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* message log                                                         */
+
+const URL_RE = /\bhttps?:\/\/[^\s<>"`]+/gi;
+
+function trimUrl(url) {
+  // Leave sentence punctuation after a URL outside the link.
+  for (;;) {
+    const last = url.slice(-1);
+    if (last === ')') {
+      const open = url.split('(').length - 1;
+      const close = url.split(')').length - 1;
+      if (close <= open) break;
+    } else if (!/[.,;:!?'\]}*]/.test(last)) {
+      break;
+    }
+    url = url.slice(0, -1);
+  }
+  return url;
+}
+
+function makeLink(text) {
+  let parsed;
+  try {
+    parsed = new URL(text);
+  } catch {
+    return document.createTextNode(text);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    return document.createTextNode(text);
+  }
+  const a = document.createElement('a');
+  a.href = parsed.href;
+  a.target = '_blank';
+  a.rel = 'noopener noreferrer';
+  a.textContent = text;
+  return a;
+}
+
+function appendLinkified(parent, text) {
+  let last = 0;
+  for (const m of text.matchAll(URL_RE)) {
+    const url = trimUrl(m[0]);
+    if (url.length <= 'https://'.length - 1) continue;
+    if (m.index > last) parent.append(text.slice(last, m.index));
+    parent.append(makeLink(url));
+    last = m.index + url.length;
+  }
+  if (last < text.length) parent.append(text.slice(last));
+}
+
+function mentionsMe(text) {
+  if (!state.nick) return false;
+  return text.toLowerCase().includes(state.nick.toLowerCase()); // plain substring
+}
+
+function renderLine(m, ts) {
+  const type = m.type === 'join' || m.type === 'part' ? m.type : 'msg';
+  const nick = String(m.nick ?? '');
+  const d = new Date(ts);
+
+  const li = document.createElement('li');
+  li.className = `line ${type}`;
+  li.dataset.ts = String(ts);
+
+  const time = document.createElement('time');
+  time.className = 'time';
+  time.dateTime = d.toISOString();
+  time.title = fullDate(d);
+  time.textContent = hhmm(d);
+
+  const nickEl = document.createElement('span');
+  nickEl.className = `nick nick-c${nickColor(nick)}`;
+  nickEl.textContent = nick;
+
+  const textEl = document.createElement('span');
+  textEl.className = 'text';
+  if (type === 'msg') {
+    const text = String(m.text ?? '');
+    appendLinkified(textEl, text);
+    if (nick === state.nick) li.classList.add('self');
+    else if (mentionsMe(text)) li.classList.add('mention');
+  } else {
+    textEl.textContent = type === 'join' ? 'joined the room' : 'left the room';
+    if (nick === state.nick) li.classList.add('self');
+  }
+
+  li.append(time, ' ', nickEl, ' ', textEl);
+  return li;
+}
+
+function dayDivider(d) {
+  const li = document.createElement('li');
+  li.className = 'day';
+  li.setAttribute('role', 'separator');
+  li.textContent = d.toLocaleDateString(undefined, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
+  return li;
+}
+
+function addNotice(text) {
+  const atBottom = isAtBottom();
+  const li = document.createElement('li');
+  li.className = 'notice';
+  li.textContent = text;
+  el.log.append(li);
+  if (atBottom) scrollToBottom();
+}
+
+function isAtBottom() {
+  const l = el.log;
+  return l.scrollHeight - l.scrollTop - l.clientHeight <= BOTTOM_SLACK_PX;
+}
+
+function scrollToBottom() {
+  el.log.scrollTop = el.log.scrollHeight;
+  state.newCount = 0;
+  el.newMessages.hidden = true;
+}
+
+function handleMessages(messages, gap) {
+  if (gap) {
+    addNotice(state.since > 0
+      ? 'Some messages were skipped: the connection fell too far behind.'
+      : 'Older messages are not shown.');
+  }
+  const atBottom = isAtBottom();
+  const frag = document.createDocumentFragment();
+  let added = 0;
+  let forceScroll = false;
+  for (const m of messages) {
+    if (!m || typeof m !== 'object') continue;
+    const ts = Number(m.timestamp);
+    if (!Number.isFinite(ts) || ts <= state.since) continue; // dedupe
+    state.since = ts;
+
+    const day = new Date(ts).toDateString();
+    if (day !== state.lastDay) {
+      const first = state.lastDay === null;
+      state.lastDay = day;
+      if (!first || day !== new Date().toDateString()) frag.append(dayDivider(new Date(ts)));
+    }
+    frag.append(renderLine(m, ts));
+    added++;
+
+    const nick = String(m.nick ?? '');
+    if (m.type === 'join' || m.type === 'part') {
+      applyWhoEvent(m.type, nick);
+      if (state.whoPending) state.whoPending.push([m.type, nick]);
+    } else if (nick !== state.nick && !state.catchingUp && isHidden()) {
+      state.unread++;
+    }
+    if (nick === state.nick && state.stickToBottom) forceScroll = true;
+  }
+  if (!added) return;
+  el.log.append(frag);
+  while (el.log.childElementCount > MAX_LOG_ROWS) el.log.firstElementChild.remove();
+  if (forceScroll) state.stickToBottom = false;
+  if (atBottom || forceScroll || state.catchingUp) {
+    scrollToBottom();
+  } else {
+    state.newCount += added;
+    el.newMessages.textContent = `${state.newCount} new ${state.newCount === 1 ? 'message' : 'messages'} ↓`;
+    el.newMessages.hidden = false;
+  }
+  renderWho();
+  updateTitle();
+}
+
+/* ------------------------------------------------------------------ */
+/* long-poll loop                                                      */
+
+async function pollLoop(gen) {
+  while (gen === state.gen) {
+    const q = new URLSearchParams({ since: String(state.since), room: state.room });
+    if (state.id) q.set('id', state.id);
+    const ctl = new AbortController();
+    state.pollCtl = ctl;
+    const r = await request(`recv?${q}`, { timeout: RECV_TIMEOUT_MS, signal: ctl.signal });
+    if (state.pollCtl === ctl) state.pollCtl = null;
+    if (gen !== state.gen) return;
+
+    if (r.ok && Array.isArray(r.data.messages)) {
+      if (state.failures > 0) {
+        state.failures = 0;
+        state.needWho = true;
+        state.verifySelf = true;
+      }
+      setStatus('connected');
+      showBanner();
+      setRss(r.data.rss);
+      handleMessages(r.data.messages, r.data.gap === true);
+      if (r.data.messages.length < RECV_BATCH) {
+        if (state.catchingUp) {
+          state.catchingUp = false;
+          scrollToBottom();
+        }
+        if (state.needWho) {
+          state.needWho = false;
+          refreshWho();
+        }
+      }
+      continue; // next long poll at once (also after ping / gap replies)
+    }
+
+    if (r.status === 400 && isSessionError(r.data.error)) {
+      const res = await rejoin();
+      if (gen !== state.gen || res === 'fatal') return;
+      if (res === 'ok') continue;
+    }
+
+    // network error, timeout, 5xx, 429 or unexpected reply: back off.
+    state.failures++;
+    state.needWho = true;
+    setStatus(navigator.onLine === false ? 'offline' : 'reconnecting');
+    const delay = backoffDelay(state.failures);
+    state.retryAt = Date.now() + delay;
+    showBanner();
+    await pause(delay);
+  }
+}
+
+/**
+ * Get a new session with the same nick (session expired / server lost it).
+ * Resolves 'ok', 'retry' (server unreachable, try later) or 'fatal'
+ * (nick taken; the join screen is shown). Concurrent callers share one try.
+ */
+function rejoin({ soft = false } = {}) {
+  if (state.rejoinP) return state.rejoinP;
+  const gen = state.gen;
+  state.rejoinP = (async () => {
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const r = await request('join', { form: { nick: state.nick, room: state.room } });
+      if (gen !== state.gen) return 'fatal';
+      if (r.ok && r.data.id) {
+        state.id = String(r.data.id);
+        applyServerInfo(r.data);
+        state.needWho = true;
+        return 'ok';
+      }
+      if (r.status === 400 || r.status === 409) {
+        if (soft) return 'ok'; // our old session is evidently still alive
+        if (attempt < 3) { await sleep(1500 * attempt); continue; }
+        const err = r.data.error || 'could not join again';
+        leaveSession({ sendPart: false });
+        showJoinError(`Your session expired and could not be resumed: ${err}. Please join again.`);
+        return 'fatal';
+      }
+      return 'retry';
+    }
+    return 'retry';
+  })().finally(() => { state.rejoinP = null; });
+  return state.rejoinP;
+}
+
+/* ------------------------------------------------------------------ */
+/* join / leave                                                        */
+
+function showJoinError(msg, field = null) {
+  el.joinError.textContent = msg;
+  for (const f of [el.nick, el.room]) f.removeAttribute('aria-invalid');
+  if (field) {
+    field.setAttribute('aria-invalid', 'true');
+    field.focus();
+  }
+}
+
+function validateNick(nick) {
+  if (!nick) return 'Please enter a nickname.';
+  if (nick.length > NICK_MAX) return `Nicknames can be at most ${NICK_MAX} characters (this one has ${nick.length}).`;
+  if (!NICK_RE.test(nick)) {
+    const bad = [...new Set([...nick].filter((c) => !/[A-Za-z0-9_\-^!]/.test(c)))]
+      .map((c) => (c === ' ' ? 'space' : `“${c}”`)).join(', ');
+    return `Nicknames may only use letters, digits and _ - ^ ! (not ${bad}).`;
+  }
+  return null;
+}
+
+function validateRoom(room) {
+  if (!ROOM_RE.test(room)) return 'Room names are 1–64 letters, digits, _ or -.';
+  return null;
+}
+
+async function onJoinSubmit(ev) {
+  ev.preventDefault();
+  if (el.joinButton.disabled) return;
+  const nick = el.nick.value.trim();
+  const room = el.room.value.trim() || DEFAULT_ROOM;
+  const nickErr = validateNick(nick);
+  if (nickErr) return showJoinError(nickErr, el.nick);
+  const roomErr = validateRoom(room);
+  if (roomErr) return showJoinError(roomErr, el.room);
+  showJoinError('');
+
+  el.joinButton.disabled = true;
+  el.joinButton.textContent = 'Joining…';
+  const r = await request('join', { form: { nick, room } });
+  el.joinButton.disabled = false;
+  el.joinButton.textContent = 'Join';
+
+  if (r.ok && r.data.id) {
+    startSession(r.data, nick, room);
+    return;
+  }
+  const err = r.data.error;
+  if (r.status === 400 && err) {
+    const field = /room/i.test(err) ? el.room : el.nick;
+    showJoinError(/in use/i.test(err) ? `${err} — please choose another nickname.` : err, field);
+  } else if (r.status === 429) {
+    showJoinError(`${err || 'Too many requests'} — please wait a moment and try again.`);
+  } else if (r.status === 0 || r.status >= 500) {
+    showJoinError('Cannot reach the chat server right now. Please try again in a moment.');
+  } else {
+    showJoinError(err || `Unexpected reply from the server (HTTP ${r.status}).`);
+  }
+}
+
+function startSession(data, nick, room) {
+  state.gen++;
+  state.joined = true;
+  state.nick = String(data.nick || nick);
+  state.room = room;
+  state.id = String(data.id);
+  state.since = 0;
+  state.catchingUp = true;
+  state.needWho = true;
+  state.verifySelf = false;
+  state.who = new Set([state.nick]);
+  state.failures = 0;
+  state.unread = 0;
+  state.newCount = 0;
+  state.lastDay = null;
+  applyServerInfo(data);
+  try { localStorage.setItem('pgchat.nick', state.nick); } catch { /* private mode */ }
+  setUrlRoom(room);
+
+  el.log.replaceChildren();
+  el.sendError.textContent = '';
+  el.roomName.textContent = room;
+  el.roomLabel.hidden = false;
+  el.leave.hidden = false;
+  el.joinScreen.hidden = true;
+  el.chat.hidden = false;
+  renderWho();
+  updateTitle();
+  setStatus('connected');
+  showBanner();
+  el.input.focus();
+  pollLoop(state.gen);
+}
+
+function sendPartBeacon() {
+  if (!state.joined || !state.id) return;
+  const body = new URLSearchParams({ id: state.id, room: state.room });
+  let sent = false;
+  try { sent = navigator.sendBeacon('part', body); } catch { sent = false; }
+  if (!sent) {
+    fetch('part', { method: 'POST', body, keepalive: true, credentials: 'same-origin' }).catch(() => {});
+  }
+}
+
+function leaveSession({ sendPart = true } = {}) {
+  if (sendPart && state.joined && state.id) {
+    request('part', { form: { id: state.id, room: state.room } });
+  }
+  state.gen++;
+  state.joined = false;
+  state.id = null;
+  if (state.pollCtl) state.pollCtl.abort();
+  wake();
+  state.failures = 0;
+  state.unread = 0;
+  updateTitle();
+  setStatus('offline');
+  showBanner();
+  el.chat.hidden = true;
+  el.leave.hidden = true;
+  el.roomLabel.hidden = true;
+  el.joinScreen.hidden = false;
+  el.nick.value = state.nick || el.nick.value;
+  el.room.value = state.room === DEFAULT_ROOM && !roomFromUrl() ? '' : state.room;
+  el.nick.focus();
+}
+
+/* ------------------------------------------------------------------ */
+/* sending                                                             */
+
+function setSendError(msg) { el.sendError.textContent = msg; }
+
+function sendErrorText(r) {
+  const err = r.data.error;
+  if (r.status === 0) return 'Not sent: cannot reach the server. Press Enter to try again.';
+  if (r.status >= 500) return `Not sent: the server is unavailable (HTTP ${r.status}). Press Enter to try again.`;
+  if (r.status === 429) return `Not sent: ${err || 'too many messages'} — wait a moment and try again.`;
+  if (err) return /too long/i.test(err) ? `${err} (the limit is ${MAX_MESSAGE_BYTES} bytes).` : err;
+  return `Not sent: unexpected reply (HTTP ${r.status}).`;
+}
+
+async function sendMessage() {
+  if (!state.joined || state.sending) return;
+  const text = el.input.value.replace(/\s+$/u, '');
+  if (!text.trim()) return; // blank input is not sent
+  const bytes = utf8Length(text);
+  if (bytes > MAX_MESSAGE_BYTES) {
+    setSendError(`Message too long: ${bytes} bytes, the limit is ${MAX_MESSAGE_BYTES}.`);
+    return;
+  }
+  const gen = state.gen;
+  state.sending = true;
+  el.input.readOnly = true;
+  el.sendButton.disabled = true;
+  el.sendForm.setAttribute('aria-busy', 'true');
+  try {
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const r = await request('send', { form: { id: state.id, room: state.room, text } });
+      if (gen !== state.gen) return;
+      if (r.ok) {
+        el.input.value = '';
+        autosize();
+        setSendError('');
+        setRss(r.data.rss);
+        state.stickToBottom = true;
+        if (state.failures > 0) wake(); // the server is back: poll now
+        return;
+      }
+      if (r.status === 400 && isSessionError(r.data.error) && attempt === 1) {
+        const res = await rejoin();
+        if (res === 'ok') continue; // resend with the new session
+        if (res === 'retry') setSendError('Not sent: your session expired and the server is unreachable. Press Enter to try again.');
+        return;
+      }
+      setSendError(sendErrorText(r));
+      return;
+    }
+  } finally {
+    state.sending = false;
+    el.input.readOnly = false;
+    el.sendButton.disabled = false;
+    el.sendForm.removeAttribute('aria-busy');
+  }
+}
+
+function autosize() {
+  const lines = el.input.value.split('\n').length;
+  el.input.rows = Math.min(6, Math.max(2, lines));
+}
+
+/* ------------------------------------------------------------------ */
+/* wiring                                                              */
+
+function onVisible() {
+  if (!isHidden()) {
+    if (state.unread) {
+      state.unread = 0;
+      updateTitle();
+    }
+    if (state.failures > 0) wake();
+  }
+}
+
+function init() {
+  const urlRoom = roomFromUrl();
+  el.room.value = urlRoom || '';
+  state.room = urlRoom || DEFAULT_ROOM;
+  try {
+    const saved = localStorage.getItem('pgchat.nick');
+    if (saved && NICK_RE.test(saved)) el.nick.value = saved;
+  } catch { /* storage unavailable */ }
+
+  el.joinForm.addEventListener('submit', onJoinSubmit);
+  el.nick.addEventListener('input', () => {
+    if (el.nick.getAttribute('aria-invalid')) showJoinError('');
+  });
+  el.room.addEventListener('input', () => {
+    if (el.room.getAttribute('aria-invalid')) showJoinError('');
+  });
+
+  el.sendForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    sendMessage();
+  });
+  el.input.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+      ev.preventDefault();
+      sendMessage();
+    }
+  });
+  el.input.addEventListener('input', () => {
+    autosize();
+    if (el.sendError.textContent) setSendError('');
+  });
+
+  el.log.addEventListener('scroll', () => {
+    if (!el.newMessages.hidden && isAtBottom()) scrollToBottom();
+  }, { passive: true });
+  el.newMessages.addEventListener('click', () => {
+    scrollToBottom();
+    el.input.focus();
+  });
+
+  el.whoToggle.addEventListener('click', () => {
+    el.chat.classList.toggle('who-toggled');
+    updateWhoToggle();
+  });
+  narrowQuery.addEventListener('change', () => {
+    el.chat.classList.remove('who-toggled');
+    updateWhoToggle();
+  });
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && narrowQuery.matches && el.chat.classList.contains('who-toggled')) {
+      el.chat.classList.remove('who-toggled');
+      updateWhoToggle();
+      el.whoToggle.focus();
+    }
+  });
+  updateWhoToggle();
+
+  el.retry.addEventListener('click', wake);
+  el.leave.addEventListener('click', () => leaveSession());
+
+  document.addEventListener('visibilitychange', onVisible);
+  window.addEventListener('focus', onVisible);
+  window.addEventListener('online', () => { if (state.joined) wake(); });
+  window.addEventListener('offline', () => {
+    if (state.joined && state.failures > 0) setStatus('offline');
+  });
+
+  window.addEventListener('pagehide', sendPartBeacon);
+  window.addEventListener('pageshow', (ev) => {
+    // Back from the back/forward cache: we parted on pagehide.
+    if (ev.persisted && state.joined) {
+      rejoin().then(() => wake());
+    }
+  });
+
+  window.addEventListener('hashchange', () => {
+    const room = roomFromUrl();
+    if (!room || room === state.room && state.joined) return;
+    if (!state.joined) {
+      el.room.value = room;
+      state.room = room;
+      return;
+    }
+    // Switch rooms with the same nick.
+    const nick = state.nick;
+    leaveSession();
+    el.nick.value = nick;
+    el.room.value = room;
+    el.joinForm.requestSubmit();
+  });
+
+  setInterval(() => {
+    updateUptime();
+    if (state.failures > 0) showBanner();
+  }, 1000);
+
+  // Show who is around (and server memory) before joining.
+  request(`who?${new URLSearchParams({ room: state.room })}`).then((r) => {
+    if (state.joined || !r.ok || !Array.isArray(r.data.nicks)) return;
+    setRss(r.data.rss);
+    el.userCount.textContent = String(r.data.nicks.length);
+  });
+
+  setStatus('offline');
+  updateTitle();
+  el.nick.focus();
+}
+
+init();

@@ -1,0 +1,578 @@
+#!/usr/bin/env node
+// Browser test of the pgchat web client (public/), printing TAP.
+//
+// Started by the Perl wrapper once the whole stack (nginx + C responder +
+// PostgreSQL) runs. Environment:
+//   PGCHAT_URL   base URL of the chat page, e.g. http://127.0.0.1:34567/
+//   PGCHAT_CTL   executable: `$PGCHAT_CTL responder-stop|responder-start`
+//   PGCHAT_OUT   directory for screenshots (chat.png, chat-375.png, fail-*.png)
+//   PGCHAT_DOCS  optional: path where chat.png is copied as well
+//   PGCHAT_CHROMIUM  optional: browser binary (default /usr/bin/chromium)
+// Needs `npm install` (or `npm ci`) in t/browser for playwright-core.
+// Run by hand: PGCHAT_URL=... PGCHAT_CTL=... PGCHAT_OUT=/tmp node t/browser/chat.mjs
+
+import { chromium } from 'playwright-core';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const run = promisify(execFile);
+
+const BASE_RAW = process.env.PGCHAT_URL;
+const CTL = process.env.PGCHAT_CTL;
+const OUT = process.env.PGCHAT_OUT || os.tmpdir();
+const DOCS = process.env.PGCHAT_DOCS;
+const CHROMIUM = process.env.PGCHAT_CHROMIUM || '/usr/bin/chromium';
+
+if (!BASE_RAW || !CTL) {
+  console.log('Bail out! PGCHAT_URL and PGCHAT_CTL must be set');
+  process.exit(2);
+}
+const BASE = BASE_RAW.endsWith('/') ? BASE_RAW : `${BASE_RAW}/`;
+const ROOM = `browser-${Math.random().toString(36).slice(2, 8)}`;
+const T = 20000;          // default wait for a condition
+const T_RECOVER = 60000;  // reconnect after an outage (back-off up to 30 s)
+const VIEW = { width: 1000, height: 700 };
+
+/* ---------------------------------------------------------------- TAP */
+
+const tests = [];
+function test(name, fn, { critical = false } = {}) { tests.push({ name, fn, critical }); }
+
+function diag(text) {
+  for (const line of String(text).split('\n')) console.log(`# ${line}`);
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+function eq(got, want, what) {
+  if (got !== want) throw new Error(`${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+}
+
+/* ------------------------------------------------------------- helpers */
+
+const users = {};
+let browser;
+
+let responderStopped = false;
+
+async function ctl(cmd) {
+  if (cmd === 'responder-stop') responderStopped = true;
+  const { stdout, stderr } = await run(CTL, [cmd], { timeout: 60000 });
+  if (stdout.trim()) diag(`${cmd}: ${stdout.trim()}`);
+  if (stderr.trim()) diag(`${cmd} (stderr): ${stderr.trim()}`);
+  if (cmd === 'responder-start') responderStopped = false;
+}
+
+async function openUser(nick) {
+  const context = await browser.newContext({ viewport: VIEW, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  const u = { nick, context, page, dialogs: 0, errors: [], joinPosts: 0 };
+  page.on('dialog', (d) => { u.dialogs++; d.dismiss().catch(() => {}); });
+  page.on('pageerror', (e) => u.errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) {
+      u.errors.push(`console: ${m.text()}`);
+    }
+  });
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && new URL(r.url()).pathname.endsWith('/join')) u.joinPosts++;
+  });
+  await page.goto(`${BASE}#${ROOM}`, { waitUntil: 'load', timeout: T });
+  users[nick] = u;
+  return u;
+}
+
+const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
+
+async function joinAs(u, nick = u.nick) {
+  await u.page.fill('#nick', nick);
+  await u.page.click('#join-button');
+}
+
+async function waitJoined(u) {
+  await u.page.waitForSelector('#chat', { state: 'visible', timeout: T });
+  await u.page.waitForSelector('#join-screen', { state: 'hidden', timeout: T });
+}
+
+/** Count .line.msg rows whose .text is exactly `t`. */
+function countMsg(page, t) {
+  return page.$$eval('#log .line.msg .text', (els, want) => els.filter((e) => e.textContent === want).length, t);
+}
+
+async function waitMsg(page, t, timeout = T) {
+  await page.waitForFunction(
+    (want) => [...document.querySelectorAll('#log .line.msg .text')].some((e) => e.textContent === want),
+    t, { timeout, polling: 100 },
+  );
+}
+
+async function waitText(page, sel, want, timeout = T) {
+  try {
+    await page.waitForFunction(
+      ([s, w]) => document.querySelector(s)?.textContent === w, [sel, want], { timeout, polling: 100 },
+    );
+  } catch (e) {
+    const got = await page.$eval(sel, (el) => el.textContent).catch(() => '(missing)');
+    throw new Error(`${sel} never became ${JSON.stringify(want)} (last: ${JSON.stringify(got)})`);
+  }
+}
+
+/** Type `t` into #input and press Enter; waits until accepted (input cleared). */
+async function say(u, t) {
+  for (let attempt = 1; ; attempt++) {
+    await u.page.fill('#input', t);
+    await u.page.press('#input', 'Enter');
+    await u.page.waitForFunction(
+      () => document.querySelector('#input').value === '' || document.querySelector('#send-error').textContent !== '',
+      null, { timeout: T, polling: 50 },
+    );
+    const err = await text(u.page, '#send-error');
+    if (!err) return;
+    if (/fast|rate|too many|slow/i.test(err) && attempt < 6) {
+      await u.page.waitForTimeout(1500); // rate limited: a user would wait too
+      continue;
+    }
+    throw new Error(`sending ${JSON.stringify(t)} failed: ${err}`);
+  }
+}
+
+function whoList(page) {
+  return page.$$eval('#who li', (els) => els.map((e) => e.textContent));
+}
+
+async function waitWho(page, want, timeout = T) {
+  try {
+    await page.waitForFunction((w) => {
+      const got = [...document.querySelectorAll('#who li')].map((e) => e.textContent).sort();
+      return JSON.stringify(got) === JSON.stringify([...w].sort())
+        && document.querySelector('#user-count').textContent === String(w.length);
+    }, want, { timeout, polling: 100 });
+  } catch {
+    throw new Error(`who list never became ${JSON.stringify(want)}: got ${JSON.stringify(await whoList(page))}, `
+      + `count ${await text(page, '#user-count')}`);
+  }
+}
+
+function setHidden(page, hidden) {
+  return page.evaluate((h) => {
+    if (h) {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+    } else {
+      delete document.hidden;
+      delete document.visibilityState;
+    }
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+}
+
+function atBottom(page) {
+  return page.$eval('#log', (l) => l.scrollHeight - l.scrollTop - l.clientHeight <= 48);
+}
+
+/* --------------------------------------------------------------- tests */
+
+test('the page loads with the join form, room taken from the URL, status offline', async () => {
+  const a = await openUser('alice');
+  const b = await openUser('bob');
+  for (const u of [a, b]) {
+    await u.page.waitForSelector('#join-form', { state: 'visible', timeout: T });
+    eq(await u.page.inputValue('#room'), ROOM, 'room field');
+    assert(await u.page.isHidden('#chat'), '#chat should be hidden before joining');
+    eq(await text(u.page, '#status'), 'offline', '#status');
+    eq(await u.page.title(), 'pgchat', 'title');
+  }
+}, { critical: true });
+
+test('invalid nicks are refused inline before anything is sent', async () => {
+  const { page } = users.alice;
+  for (const bad of ['bad nick', 'x'.repeat(51), 'évé', '']) {
+    await page.fill('#nick', bad);
+    await page.click('#join-button');
+    await page.waitForFunction(() => document.querySelector('#join-error').textContent !== '', null, { timeout: T });
+    assert(await page.isHidden('#chat'), `chat shown for nick ${JSON.stringify(bad)}`);
+    diag(`${JSON.stringify(bad.length > 12 ? `${bad.slice(0, 8)}…` : bad)}: ${await text(page, '#join-error')}`);
+  }
+  eq(users.alice.joinPosts, 0, 'POST join requests sent for invalid nicks');
+});
+
+test('alice joins: chat, her join line and the who list appear', async () => {
+  const a = users.alice;
+  await joinAs(a);
+  await waitJoined(a);
+  eq(await text(a.page, '#join-error'), '', '#join-error after joining');
+  await a.page.waitForSelector('#log .line.join', { timeout: T });
+  await waitWho(a.page, ['alice']);
+  await waitText(a.page, '#status', 'connected');
+  eq(await text(a.page, '#room-name'), ROOM, '#room-name');
+}, { critical: true });
+
+test('a nick in use is refused with the server error shown inline', async () => {
+  const b = users.bob;
+  await joinAs(b, 'alice');
+  await b.page.waitForFunction(() => /in use/i.test(document.querySelector('#join-error').textContent), null, { timeout: T });
+  assert(await b.page.isHidden('#chat'), 'chat shown although the nick is in use');
+  diag(`shown: ${await text(b.page, '#join-error')}`);
+});
+
+test('bob joins; both see each other in the who list, the user count and the join lines', async () => {
+  const a = users.alice; const b = users.bob;
+  await joinAs(b);
+  await waitJoined(b);
+  eq(await text(b.page, '#join-error'), '', '#join-error after joining');
+  await waitWho(a.page, ['alice', 'bob']);
+  await waitWho(b.page, ['alice', 'bob']);
+  const joinLine = (nick) => (page) => page.waitForFunction(
+    (n) => [...document.querySelectorAll('#log .line.join .nick')].some((e) => e.textContent === n),
+    nick, { timeout: T },
+  );
+  await joinLine('bob')(a.page);   // live
+  await joinLine('alice')(b.page); // from the history
+}, { critical: true });
+
+test('the toolbar shows uptime, server memory and status connected', async () => {
+  for (const u of [users.alice, users.bob]) {
+    await waitText(u.page, '#status', 'connected');
+    const up = await text(u.page, '#uptime');
+    const rss = await text(u.page, '#rss');
+    assert(/^\d+[smhd]/.test(up), `#uptime looks wrong: ${JSON.stringify(up)}`);
+    assert(/^\d+(\.\d+)? (B|KiB|MiB|GiB|TiB)$/.test(rss), `#rss looks wrong: ${JSON.stringify(rss)}`);
+  }
+  diag(`uptime ${await text(users.alice.page, '#uptime')}, rss ${await text(users.alice.page, '#rss')}`);
+});
+
+const HELLO = 'Hi bob! Did the long-poll fix land?';
+
+test('a message sent with Enter appears on the other page once, with HH:MM time and nick', async () => {
+  const a = users.alice; const b = users.bob;
+  await say(a, HELLO);
+  eq(await a.page.inputValue('#input'), '', 'sender input after sending');
+  await waitMsg(b.page, HELLO);
+  const line = await b.page.$$eval('#log .line.msg', (els, want) => {
+    const li = els.find((e) => e.querySelector('.text').textContent === want);
+    const t = li.querySelector('.time');
+    return { time: t.textContent, title: t.getAttribute('title') || '', nick: li.querySelector('.nick').textContent };
+  }, HELLO);
+  assert(/^([01]\d|2[0-3]):[0-5]\d$/.test(line.time), `time is not HH:MM: ${JSON.stringify(line.time)}`);
+  assert(line.title.length > line.time.length, `no full date in the time's title: ${JSON.stringify(line.title)}`);
+  eq(line.nick, 'alice', 'nick');
+  eq(await countMsg(b.page, HELLO), 1, 'copies on the receiving page');
+  await waitMsg(a.page, HELLO);
+  eq(await countMsg(a.page, HELLO), 1, 'copies on the sending page');
+});
+
+const MULTI = 'Yes, it landed:\n- recv follows gap and ping replies\n- back-off with jitter on errors';
+
+test('Shift+Enter makes a new line; blank input is not sent', async () => {
+  const b = users.bob;
+  await b.page.fill('#input', '   ');
+  await b.page.press('#input', 'Enter');
+  await b.page.focus('#input');
+  await b.page.fill('#input', '');
+  const lines = MULTI.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (i) await b.page.keyboard.press('Shift+Enter');
+    await b.page.keyboard.type(lines[i]);
+  }
+  eq(await b.page.inputValue('#input'), MULTI, 'textarea after Shift+Enter');
+  await b.page.keyboard.press('Enter');
+  await waitMsg(users.alice.page, MULTI);
+  eq(await countMsg(users.alice.page, MULTI), 1, 'copies');
+  const blank = await users.alice.page.$$eval('#log .line.msg .text', (els) => els.filter((e) => !e.textContent.trim()).length);
+  eq(blank, 0, 'blank messages in the log');
+});
+
+const LINKMSG = 'Details in https://example.org/pgchat/notes?a=1&b=2 (thanks alice).';
+const MENTION = 'alice, can you review the nginx config next?';
+
+test('mentions are highlighted and URLs become safe links that open in a new tab', async () => {
+  const a = users.alice; const b = users.bob;
+  await say(b, LINKMSG);
+  await say(b, MENTION);
+  await waitMsg(a.page, MENTION);
+  const info = await a.page.$$eval('#log .line.msg', (els, [l, m]) => {
+    const find = (t) => els.find((e) => e.querySelector('.text').textContent === t);
+    const link = find(l).querySelector('a');
+    return {
+      mention: find(m).classList.contains('mention'),
+      linkMention: find(l).classList.contains('mention'),
+      href: link && link.getAttribute('href'),
+      target: link && link.getAttribute('target'),
+      rel: link && link.getAttribute('rel'),
+      linkText: link && link.textContent,
+    };
+  }, [LINKMSG, MENTION]);
+  assert(info.mention, 'line mentioning alice is not .mention on her page');
+  assert(info.linkMention, 'line containing "alice" inside a longer text is not .mention');
+  eq(info.href, 'https://example.org/pgchat/notes?a=1&b=2', 'link href');
+  eq(info.linkText, 'https://example.org/pgchat/notes?a=1&b=2', 'link text');
+  eq(info.target, '_blank', 'link target');
+  eq(info.rel, 'noopener noreferrer', 'link rel');
+});
+
+test('screenshot of the chat is written to PGCHAT_OUT/chat.png', async () => {
+  const a = users.alice;
+  await say(a, 'Looks good. Restarting the responder no longer loses messages?');
+  await say(users.bob, 'Right — the client resumes from the last timestamp, no duplicates.');
+  await waitMsg(a.page, 'Right — the client resumes from the last timestamp, no duplicates.');
+  await a.page.mouse.move(0, 0);
+  fs.mkdirSync(OUT, { recursive: true });
+  const file = path.join(OUT, 'chat.png');
+  await a.page.screenshot({ path: file });
+  assert(fs.statSync(file).size > 5000, 'screenshot suspiciously small');
+  diag(`wrote ${file}`);
+  if (DOCS) {
+    fs.mkdirSync(path.dirname(DOCS), { recursive: true });
+    fs.copyFileSync(file, DOCS);
+    diag(`copied to ${DOCS}`);
+  }
+});
+
+// On bob's page alice's hello ("Hi bob!") is a mention; bob's own lines never are.
+test('on bob\'s page only lines from others that contain "bob" are highlighted', async () => {
+  const b = users.bob;
+  const marked = await b.page.$$eval('#log .line.mention .text', (els) => els.map((e) => e.textContent));
+  assert(marked.length >= 1 && marked.every((t) => t.toLowerCase().includes('bob')), `mention lines: ${JSON.stringify(marked)}`);
+  const ownMarked = await b.page.$$eval('#log .line.mention .nick', (els) => els.filter((e) => e.textContent === 'bob').length);
+  eq(ownMarked, 0, 'own lines marked as mention');
+});
+
+test('unread count in the title while the tab is hidden: (2) pgchat, cleared when visible', async () => {
+  const a = users.alice; const b = users.bob;
+  eq(await a.page.title(), 'pgchat', 'title before');
+  await setHidden(a.page, true);
+  await say(b, 'ping one');
+  await say(b, 'ping two');
+  await waitMsg(a.page, 'ping two');
+  try {
+    await a.page.waitForFunction(() => document.title === '(2) pgchat', null, { timeout: T });
+  } catch {
+    throw new Error(`title while hidden: ${JSON.stringify(await a.page.title())}`);
+  }
+  await setHidden(a.page, false);
+  await a.page.waitForFunction(() => document.title === 'pgchat', null, { timeout: T });
+});
+
+const XSS_IMG = '<img src=x onerror=alert(1)>';
+const XSS_LINK = 'http://x/"onmouseover="alert(1)"style="position:fixed;top:0;left:0;width:100%;height:100%"';
+
+test('HTML and the node_chat link XSS payload render as inert text/links', async () => {
+  const a = users.alice; const b = users.bob;
+  await say(a, XSS_IMG);
+  await say(a, XSS_LINK);
+  for (const u of [a, b]) {
+    await waitMsg(u.page, XSS_LINK);
+    await waitMsg(u.page, XSS_IMG);
+    const r = await u.page.$eval('#log', (log) => {
+      const all = [...log.querySelectorAll('*')];
+      return {
+        onAttrs: all.flatMap((e) => [...e.attributes].map((x) => x.name).filter((n) => /^on/i.test(n))),
+        styled: all.filter((e) => e.hasAttribute('style')).length,
+        imgs: log.querySelectorAll('img').length,
+        hrefs: [...log.querySelectorAll('a')].map((x) => x.getAttribute('href')),
+      };
+    });
+    eq(r.onAttrs.length, 0, `on* attributes in #log (${u.nick})`);
+    eq(r.styled, 0, `elements with a style attribute in #log (${u.nick})`);
+    eq(r.imgs, 0, `img elements in #log (${u.nick})`);
+    for (const h of r.hrefs) assert(/^https?:\/\//.test(h), `bad href ${JSON.stringify(h)}`);
+    // hover the payload link: an injected onmouseover would fire now
+    const link = await u.page.$$('#log .line.msg a[href^="http://x/"]');
+    if (link.length) await link[link.length - 1].hover();
+    await u.page.mouse.move(500, 300);
+  }
+  await a.page.waitForTimeout(300);
+  eq(a.dialogs + b.dialogs, 0, 'dialogs fired');
+});
+
+test('new lines while scrolled up show #new-messages; at the bottom it auto-scrolls', async () => {
+  const a = users.alice; const b = users.bob;
+  const tall = Array.from({ length: 30 }, (_, i) => `line ${i + 1} of a long paste`).join('\n');
+  await say(a, tall);
+  await waitMsg(b.page, tall);
+  assert(await atBottom(b.page), 'bob was at the bottom but did not follow the new lines');
+  await b.page.$eval('#log', (l) => { l.scrollTop = 0; l.dispatchEvent(new Event('scroll')); });
+  assert(!(await atBottom(b.page)), 'log is not scrollable');
+  await say(a, 'one more below');
+  await waitMsg(b.page, 'one more below');
+  await b.page.waitForSelector('#new-messages', { state: 'visible', timeout: T });
+  assert(!(await atBottom(b.page)), 'page jumped to the bottom while bob was reading');
+  await b.page.click('#new-messages');
+  await b.page.waitForSelector('#new-messages', { state: 'hidden', timeout: T });
+  assert(await atBottom(b.page), 'not at the bottom after clicking #new-messages');
+});
+
+test('at 375 px wide: no horizontal overflow, who list collapses behind a toggle', async () => {
+  const { page } = users.bob;
+  await page.setViewportSize({ width: 375, height: 667 });
+  try {
+    await say(users.alice, 'https://example.org/a/very/long/url/without/any/spaces/that/must/wrap/somewhere/inside/the/narrow/viewport/0123456789abcdef');
+    const w = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+    assert(w[0] <= w[1], `page is ${w[0]} px wide in a ${w[1]} px viewport`);
+    assert(await page.isHidden('#who'), 'who list still shown at 375 px');
+    assert(await page.isVisible('#input'), '#input not visible');
+    assert(await page.isVisible('#status'), '#status not visible');
+    await page.click('#who-toggle');
+    await page.waitForSelector('#who', { state: 'visible', timeout: T });
+    const inside = await page.$eval('#who-panel', (e) => e.getBoundingClientRect().right <= innerWidth + 1);
+    assert(inside, 'who panel sticks out of the viewport');
+    fs.mkdirSync(OUT, { recursive: true });
+    await page.screenshot({ path: path.join(OUT, 'chat-375.png') });
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#who', { state: 'hidden', timeout: T });
+  } finally {
+    await page.setViewportSize(VIEW);
+  }
+});
+
+test('an over-long message is refused inline and stays in the input', async () => {
+  const b = users.bob;
+  const long = 'é'.repeat(2049); // 4098 bytes of UTF-8
+  await b.page.fill('#input', long);
+  await b.page.press('#input', 'Enter');
+  await b.page.waitForFunction(() => /too long/i.test(document.querySelector('#send-error').textContent), null, { timeout: T });
+  eq((await b.page.inputValue('#input')).length, long.length, 'input length after refusal');
+  await b.page.fill('#input', '');
+});
+
+const OUTAGE = 'typed while the server was down';
+const AFTER = `after the restart ${Math.random().toString(36).slice(2, 8)}`;
+
+test('responder down: status says reconnecting, sending shows an error and keeps the text', async () => {
+  const a = users.alice; const b = users.bob;
+  await ctl('responder-stop');
+  await waitText(a.page, '#status', 'reconnecting');
+  await waitText(b.page, '#status', 'reconnecting');
+  await b.page.fill('#input', OUTAGE);
+  await b.page.press('#input', 'Enter');
+  await b.page.waitForFunction(() => document.querySelector('#send-error').textContent !== '', null, { timeout: T });
+  diag(`send error: ${await text(b.page, '#send-error')}`);
+  eq(await b.page.inputValue('#input'), OUTAGE, 'input after a failed send');
+}, { critical: true });
+
+test('responder back: both pages reconnect by themselves', async () => {
+  await ctl('responder-start');
+  const t0 = Date.now();
+  await waitText(users.alice.page, '#status', 'connected', T_RECOVER);
+  await waitText(users.bob.page, '#status', 'connected', T_RECOVER);
+  diag(`reconnected after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  await waitWho(users.alice.page, ['alice', 'bob']);
+  await waitWho(users.bob.page, ['alice', 'bob']);
+});
+
+test('after the restart: the retried and a new message arrive exactly once', async () => {
+  const a = users.alice; const b = users.bob;
+  // bob presses Enter again on the text kept from the outage
+  await b.page.focus('#input');
+  await b.page.keyboard.press('Enter');
+  await b.page.waitForFunction(() => document.querySelector('#input').value === '', null, { timeout: T });
+  eq(await text(b.page, '#send-error'), '', '#send-error after a successful send');
+  await say(b, AFTER);
+  await waitMsg(a.page, AFTER);
+  await say(a, 'marker after the restart');
+  await waitMsg(a.page, 'marker after the restart');
+  await waitMsg(b.page, 'marker after the restart');
+  for (const u of [a, b]) {
+    eq(await countMsg(u.page, AFTER), 1, `copies of the post-restart message (${u.nick})`);
+    eq(await countMsg(u.page, OUTAGE), 1, `copies of the retried message (${u.nick})`);
+  }
+});
+
+test('no message is shown twice (timestamps in #log are unique and increasing)', async () => {
+  for (const u of [users.alice, users.bob]) {
+    const ts = await u.page.$$eval('#log .line', (els) => els.map((e) => Number(e.dataset.ts)));
+    assert(ts.length > 10, `only ${ts.length} lines`);
+    for (let i = 1; i < ts.length; i++) {
+      assert(ts[i] > ts[i - 1], `${u.nick}: line ${i} has timestamp ${ts[i]} after ${ts[i - 1]}`);
+    }
+  }
+});
+
+test('closing the page parts: the other user sees the part line and the who list shrinks', async () => {
+  const a = users.alice; const b = users.bob;
+  await b.page.goto('about:blank');
+  await a.page.waitForFunction(
+    () => [...document.querySelectorAll('#log .line.part .nick')].some((e) => e.textContent === 'bob'),
+    null, { timeout: T },
+  );
+  await waitWho(a.page, ['alice']);
+});
+
+test('the Leave button parts and shows the join screen again', async () => {
+  const { page } = users.alice;
+  await page.click('#leave');
+  await page.waitForSelector('#join-form', { state: 'visible', timeout: T });
+  assert(await page.isHidden('#chat'), '#chat still visible');
+  eq(await text(page, '#status'), 'offline', '#status');
+  eq(await page.inputValue('#nick'), 'alice', 'nick kept in the form');
+});
+
+test('no dialogs, page errors or CSP violations', async () => {
+  const all = Object.values(users).flatMap((u) => u.errors.map((e) => `${u.nick}: ${e}`));
+  for (const e of all) diag(e);
+  eq(all.length, 0, 'errors');
+  eq(Object.values(users).reduce((n, u) => n + u.dialogs, 0), 0, 'dialogs');
+});
+
+/* ----------------------------------------------------------------- main */
+
+async function main() {
+  console.log(`1..${tests.length}`);
+  let failed = 0;
+  let bail = null;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--disable-dev-shm-usage'],
+  });
+  try {
+    diag(`base ${BASE}, room ${ROOM}, chromium ${browser.version()}`);
+    for (let i = 0; i < tests.length; i++) {
+      const t = tests[i];
+      const n = i + 1;
+      if (bail) {
+        failed++;
+        console.log(`not ok ${n} - ${t.name}`);
+        diag(`not run: ${bail}`);
+        continue;
+      }
+      const started = Date.now();
+      try {
+        await t.fn();
+        console.log(`ok ${n} - ${t.name}`);
+      } catch (e) {
+        failed++;
+        console.log(`not ok ${n} - ${t.name}`);
+        diag(e && e.stack ? e.stack.split('\n').slice(0, 6).join('\n') : String(e));
+        for (const u of Object.values(users)) {
+          const f = path.join(OUT, `fail-${n}-${u.nick}.png`);
+          try {
+            fs.mkdirSync(OUT, { recursive: true });
+            await u.page.screenshot({ path: f, timeout: 5000 });
+            diag(`screenshot: ${f}`);
+          } catch { /* page gone */ }
+        }
+        if (t.critical) bail = `test ${n} failed`;
+      }
+      if (process.env.PGCHAT_VERBOSE) diag(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    }
+  } finally {
+    // never leave the responder stopped behind us
+    if (responderStopped) await run(CTL, ['responder-start'], { timeout: 60000 }).catch(() => {});
+    await browser.close().catch(() => {});
+  }
+  if (failed) diag(`failed ${failed} of ${tests.length}`);
+  return failed ? 1 : 0;
+}
+
+main().then((code) => process.exit(code), (e) => {
+  console.log(`Bail out! ${e && e.message}`);
+  diag(e && e.stack);
+  process.exit(2);
+});
