@@ -22,8 +22,9 @@ seconds_ms(const char *name, double def, double min, double max, int *out)
     if (s && *s) {
         v = strtod(s, &end);
         if (*end || v < min || v > max) {
-            fprintf(stderr, "pgchat: %s must be a number of seconds from "
-                            "%g to %g, not '%s'\n",
+            fprintf(stderr,
+                    "pgchat: %s must be a number of seconds from "
+                    "%g to %g, not '%s'\n",
                     name, min, max, s);
             return -1;
         }
@@ -42,8 +43,9 @@ integer(const char *name, long def, long min, long max, long *out)
     if (s && *s) {
         v = strtol(s, &end, 10);
         if (*end || v < min || v > max) {
-            fprintf(stderr, "pgchat: %s must be a whole number from %ld to "
-                            "%ld, not '%s'\n",
+            fprintf(stderr,
+                    "pgchat: %s must be a whole number from %ld to "
+                    "%ld, not '%s'\n",
                     name, min, max, s);
             return -1;
         }
@@ -70,8 +72,7 @@ config_load(void)
     config.socket_path = getenv("PGCHAT_SOCKET");
     if (config.socket_path && !*config.socket_path)
         config.socket_path = NULL;
-    if (integer("WEB_CONCURRENCY", cpus > 0 ? cpus : 1, 1, 256, &workers) <
-            0 ||
+    if (integer("WEB_CONCURRENCY", cpus > 0 ? cpus : 1, 1, 256, &workers) < 0 ||
         integer("PGCHAT_THREADS", 8, 1, 256, &threads) < 0 ||
         integer("PGCHAT_MAX_MESSAGE", 4096, 1, 60000, &max_message) < 0 ||
         seconds_ms("PGCHAT_RECV_TIMEOUT", 20, 0.1, 3600,

@@ -35,19 +35,19 @@
 
 #define LOOP_PAGE 200          /* messages in one reply at the most */
 #define LOOP_BUCKETS 1024      /* room hash table */
-#define LOOP_TOUCH_MS 5000     /* keep-alives are written this often */
+#define LOOP_TOUCH_MS 5000     /* keep-alives are written at least this often */
 #define LOOP_RECONNECT_MS 1000 /* a lost connection is retried this often */
 #define LOOP_ROOM_IDLE_MS 300000 /* a room nobody waits in is forgotten */
 #define LOOP_EVENTS 512
 
 struct room {
     char *name;
-    int64_t head;     /* newest timestamp known to be committed */
-    int known;        /* head is trustworthy: learnt while listening */
-    int dirty;        /* parked requests may be behind head */
+    int64_t head;       /* newest timestamp known to be committed */
+    int known;          /* head is trustworthy: learnt while listening */
+    int dirty;          /* parked requests may be behind head */
     struct req *parked; /* doubly linked through next/prev */
     size_t nparked;
-    int64_t used;     /* mono_ms() of the last request */
+    int64_t used; /* mono_ms() of the last request */
     struct room *hnext;
 };
 
@@ -66,6 +66,7 @@ static struct {
     int any_dirty;
     int stopping;
     int64_t next_touch, next_sweep, next_rss, next_reconnect;
+    int touch_ms; /* keep-alives are written this often */
 } L = {.mu = PTHREAD_MUTEX_INITIALIZER, .pgfd = -1};
 
 /* epoll tags for the loop's own descriptors; parked requests use their
@@ -213,8 +214,7 @@ on_connected(void)
     if (epoll_ctl(L.epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
         L.pgfd = fd;
     else
-        log_error("cannot watch the listening connection: %s",
-                  strerror(errno));
+        log_error("cannot watch the listening connection: %s", strerror(errno));
     for (unsigned h = 0; h < LOOP_BUCKETS; h++)
         for (struct room *rm = L.rooms[h]; rm; rm = rm->hnext) {
             rm->known = 0;
@@ -541,7 +541,7 @@ run_timers(int64_t now)
     }
     if (now >= L.next_touch) {
         flush_touches();
-        L.next_touch = now + LOOP_TOUCH_MS;
+        L.next_touch = now + L.touch_ms;
     }
     if (now >= L.next_sweep) {
         sweep();
@@ -621,7 +621,9 @@ loop_run(void)
     struct epoll_event events[LOOP_EVENTS];
     int64_t now = mono_ms();
 
-    L.next_touch = now + LOOP_TOUCH_MS;
+    /* A session must be marked active well before it could expire. */
+    L.touch_ms = min64(LOOP_TOUCH_MS, config.session_timeout_s * 1000 / 4);
+    L.next_touch = now + L.touch_ms;
     L.next_sweep = now + rand() % (config.sweep_interval_ms + 1);
     L.next_rss = now + 1000;
     L.next_reconnect = now;

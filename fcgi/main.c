@@ -191,8 +191,7 @@ main(void)
     for (int i = 0; i < config.workers; i++)
         pids[i] = spawn(listen_fd);
     log_info("listening on %s with %d workers",
-             config.socket_path ? config.socket_path : "fd 0",
-             config.workers);
+             config.socket_path ? config.socket_path : "fd 0", config.workers);
     rc = supervise(listen_fd);
     if (config.socket_path)
         unlink(config.socket_path);

@@ -6,10 +6,10 @@
 #include <stdint.h>
 
 struct msg {
-    int64_t ts;  /* milliseconds since the epoch, and the cursor */
-    char *nick;  /* owned */
-    char *type;  /* owned: "msg", "join" or "part" */
-    char *text;  /* owned; NULL unless type is "msg" */
+    int64_t ts; /* milliseconds since the epoch, and the cursor */
+    char *nick; /* owned */
+    char *type; /* owned: "msg", "join" or "part" */
+    char *text; /* owned; NULL unless type is "msg" */
 };
 
 struct msg_list {

@@ -31,7 +31,7 @@ query_parse(struct query *q, const char *s, size_t len)
     if (has_nul(s, len))
         return -1;
     if (uriDissectQueryMallocExA(&list, &count, s, s + len, URI_TRUE,
-                               URI_BR_DONT_TOUCH) != URI_SUCCESS)
+                                 URI_BR_DONT_TOUCH) != URI_SUCCESS)
         return -1;
     q->list = list;
     return 0;

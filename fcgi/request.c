@@ -60,7 +60,8 @@ read_body(struct req *r)
         return;
     }
     body = xmalloc(len);
-    while (got < len && (n = FCGX_GetStr(body + got, len - got, r->fcgx.in)) > 0)
+    while (got < len &&
+           (n = FCGX_GetStr(body + got, len - got, r->fcgx.in)) > 0)
         got += n;
     if (got != len)
         r->body_status = 400;
@@ -109,16 +110,26 @@ static const char *
 reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
     }
 }
 

@@ -25,7 +25,7 @@ struct room;
 struct req {
     FCGX_Request fcgx;
     enum req_method method;
-    const char *path;  /* borrowed from fcgx: the part after the last '/' */
+    const char *path;   /* borrowed from fcgx: the part after the last '/' */
     struct query query; /* the query string */
     struct query form;  /* the body of a form POST */
     int bad_input;      /* query or body could not be decoded */

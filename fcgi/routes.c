@@ -176,8 +176,7 @@ routes_handle(struct req *r)
         routes_error(r, 413, "Request body too large");
         return;
     case 415:
-        routes_error(r, 415,
-                     "Body must be application/x-www-form-urlencoded");
+        routes_error(r, 415, "Body must be application/x-www-form-urlencoded");
         return;
     default:
         routes_error(r, 400, "Incomplete request body");

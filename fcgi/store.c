@@ -18,8 +18,8 @@ struct store {
     PGconn *conn;
     char *conninfo;
     int listen;
-    int up;         /* connected and statements prepared */
-    int64_t retry;  /* mono_ms() before which no reconnect is tried */
+    int up;        /* connected and statements prepared */
+    int64_t retry; /* mono_ms() before which no reconnect is tried */
 };
 
 static const struct statement {
@@ -66,8 +66,8 @@ static int
 prepare_all(struct store *st)
 {
     for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
-        PGresult *res = PQprepare(st->conn, statements[i].name,
-                                  statements[i].sql, 0, NULL);
+        PGresult *res =
+            PQprepare(st->conn, statements[i].name, statements[i].sql, 0, NULL);
         int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
         if (!ok)
@@ -130,8 +130,7 @@ store_socket(struct store *st)
  * or NULL on failure (logged, and the connection marked for a reconnect
  * if it broke). */
 static PGresult *
-run(struct store *st, const char *name, int nparams,
-    const char *const *params)
+run(struct store *st, const char *name, int nparams, const char *const *params)
 {
     PGresult *res;
     ExecStatusType status;
@@ -344,8 +343,7 @@ store_sweep(struct store *st, int idle_seconds)
 
 int
 store_notifies(struct store *st,
-               void (*fn)(const char *room, int64_t head, void *arg),
-               void *arg)
+               void (*fn)(const char *room, int64_t head, void *arg), void *arg)
 {
     PGnotify *note;
 

@@ -65,8 +65,7 @@ views_join(const char *id, const char *nick, long long rss, int64_t starttime,
     json_object_object_add(root, "id", json_object_new_string(id));
     json_object_object_add(root, "nick", json_object_new_string(nick));
     json_object_object_add(root, "rss", json_object_new_int64(rss));
-    json_object_object_add(root, "starttime",
-                           json_object_new_int64(starttime));
+    json_object_object_add(root, "starttime", json_object_new_int64(starttime));
     return finish(root, len);
 }
 

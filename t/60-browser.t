@@ -1,0 +1,68 @@
+#!/usr/bin/perl
+# 60-browser.t -- the client in a real headless Chromium (Debian's), driven
+# by playwright-core from t/browser/chat.mjs, against the real stack. The
+# script prints its own TAP, which passes through.
+#
+# The script stops and starts the responder through PGCHAT_CTL, a small
+# program that leaves a command in the stack's directory and waits until
+# this process, which owns the responder, has carried it out.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Stack;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep);
+
+my $s = Stack->new(workers => 2, env => {PGCHAT_RECV_TIMEOUT => 5});
+my $dir = $s->dir;
+my $ctl = "$dir/ctl";
+open(my $fh, '>', $ctl) or die;
+print $fh <<"SH";
+#!/bin/sh
+rm -f '$dir/ctl.done'
+echo "\$1" > '$dir/ctl.cmd.tmp' && mv '$dir/ctl.cmd.tmp' '$dir/ctl.cmd'
+for i in \$(seq 1 600); do
+    [ -e '$dir/ctl.done' ] && exit 0
+    sleep 0.05
+done
+echo "ctl: '\$1' was not carried out" >&2
+exit 1
+SH
+close $fh;
+chmod 0755, $ctl;
+
+my $out = "$Stack::TOP/t/out";
+mkdir "$Stack::TOP/docs";
+mkdir $out;
+my $pid = fork // die;
+if ($pid == 0) {
+    %ENV = (%ENV, PGCHAT_URL => $s->url('/'), PGCHAT_CTL => $ctl,
+            PGCHAT_OUT => $out, PGCHAT_DOCS => "$Stack::TOP/docs/screenshot.png");
+    exec 'node', "$Stack::TOP/t/browser/chat.mjs" or die "node: $!";
+}
+while (waitpid($pid, WNOHANG) == 0) {
+    if (open(my $cmd_fh, '<', "$dir/ctl.cmd")) {
+        chomp(my $cmd = <$cmd_fh> // '');
+        close $cmd_fh;
+        unlink "$dir/ctl.cmd";
+        if ($cmd eq 'responder-stop') {
+            $s->stop_responder;
+        } elsif ($cmd eq 'responder-start') {
+            $s->start_responder;
+            $s->wait_up;
+        }
+        open(my $done, '>', "$dir/ctl.done") and close $done;
+    }
+    sleep 0.05;
+}
+my $status = $?;
+# The sanitizer check prints one more test: the node script's plan came
+# first, so it is only reported on failure, as a diagnostic.
+{
+    no warnings 'redefine';
+    local *Test::More::ok = sub { my ($ok, $name) = @_;
+        print STDERR "# $name: FAILED\n" unless $ok; $status ||= 1 unless $ok; $ok };
+    $s->finish;
+}
+exit($status ? 1 : 0);

@@ -1,0 +1,273 @@
+# Stack.pm -- starts the real thing for a test: a database cloned from the
+# migrated template, the responder (the sanitizer build) and nginx on a free
+# port; talks HTTP to it; stops it and checks the logs for sanitizer
+# reports. Core Perl modules only.
+#
+#   my $s = Stack->new(workers => 2, env => {PGCHAT_RECV_TIMEOUT => 2});
+#   my ($status, $json) = $s->get('/join?nick=alice');
+#   my $w = $s->get_async('/recv?since=0');   # in a child process
+#   my ($status2, $json2) = $w->wait;
+#   $s->finish;                                # stops, checks the logs
+package Stack;
+
+use strict;
+use warnings;
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+our $TOP = abs_path(dirname(__FILE__) . '/../..');
+my $JSON = JSON::PP->new->utf8->canonical;
+
+sub pg_dir { $ENV{PGCHAT_TEST_PG} or die "run me through make test\n" }
+sub pg_user { $> == 0 ? 'postgres' : scalar getpwuid($>) }
+
+sub db_url {
+    my ($db) = @_;
+    return "postgresql:///$db?host=" . pg_dir() . "/run&user=" . pg_user();
+}
+
+# Runs SQL through psql; returns its unaligned output, rows split by \n.
+sub psql {
+    my ($url, $sql) = @_;
+    open(my $fh, '-|', 'psql', '-X', '-q', '-tA', '-v', 'ON_ERROR_STOP=1',
+         '-d', $url, '-c', $sql) or die "psql: $!";
+    local $/;
+    my $out = <$fh> // '';
+    close $fh or die "psql failed on: $sql\n";
+    $out =~ s/\s+\z//;
+    return $out;
+}
+
+sub free_port {
+    my $sock = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                     LocalPort => 0, ReuseAddr => 1)
+        or die "cannot find a free port: $!";
+    my $port = $sock->sockport;
+    close $sock;
+    return $port;
+}
+
+# Options: workers (default 2), env (extra settings for the responder),
+# db (share another stack's database), name (for the log files).
+sub new {
+    my ($class, %opt) = @_;
+    my $self = bless {
+        workers => $opt{workers} // 2,
+        env => $opt{env} // {},
+        dir => tempdir('stack-XXXXXX', DIR => $ENV{PGCHAT_TEST_TMP} // '/tmp',
+                       CLEANUP => 1),
+    }, $class;
+    chmod 0755, $self->{dir};
+    if ($opt{db}) {
+        $self->{db} = $opt{db};
+    } else {
+        $self->{db} = 't' . $$ . '_' . int(rand(1e9));
+        psql(db_url('postgres'),
+             qq{CREATE DATABASE "$self->{db}" TEMPLATE template_pgchat});
+        $self->{own_db} = 1;
+    }
+    $self->{database_url} = db_url($self->{db});
+    $self->{port} = free_port();
+    $self->{socket} = "$self->{dir}/pgchat.sock";
+    $self->{http} = HTTP::Tiny->new(timeout => 60, keep_alive => 1);
+    $self->start_responder;
+    $self->start_nginx;
+    $self->wait_up;
+    return $self;
+}
+
+sub url { my ($self, $path) = @_; "http://127.0.0.1:$self->{port}" . ($path // '/') }
+sub database_url { $_[0]{database_url} }
+sub dir { $_[0]{dir} }
+sub port { $_[0]{port} }
+sub sql { my ($self, $sql) = @_; psql($self->{database_url}, $sql) }
+
+sub spawn {
+    my ($log, $env, @cmd) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open(STDOUT, '>>', $log) or die;
+        open(STDERR, '>>', $log) or die;
+        open(STDIN, '<', '/dev/null') or die;
+        %ENV = (%ENV, %$env);
+        exec @cmd or die "exec $cmd[0]: $!";
+    }
+    return $pid;
+}
+
+sub start_responder {
+    my ($self) = @_;
+    unlink $self->{socket};
+    $self->{responder} = spawn("$self->{dir}/responder.log", {
+        DATABASE_URL => $self->{database_url},
+        PGCHAT_SOCKET => $self->{socket},
+        WEB_CONCURRENCY => $self->{workers},
+        %{$self->{env}},
+    }, "$TOP/fcgi/pgchat-asan");
+    for (1 .. 300) {
+        return if -S $self->{socket};
+        sleep 0.05;
+    }
+    die "the responder did not create its socket:\n" . $self->log('responder');
+}
+
+# Stops the responder with SIGTERM; returns the seconds it took.
+sub stop_responder {
+    my ($self, $signal) = @_;
+    my $pid = delete $self->{responder} or return 0;
+    my $t0 = time;
+    kill $signal // 'TERM', $pid;
+    waitpid $pid, 0;
+    $self->{responder_status} = $?;
+    return time - $t0;
+}
+
+sub restart_responder {
+    my ($self) = @_;
+    $self->stop_responder;
+    $self->start_responder;
+    $self->wait_up;
+}
+
+sub start_nginx {
+    my ($self) = @_;
+    my $var = "$self->{dir}/nginx";
+    mkdir $var;
+    system("$TOP/bin/nginx-conf 127.0.0.1:$self->{port} $self->{socket} $var "
+           . "$self->{dir}/access.log > $var/nginx.conf") == 0
+        or die "cannot render nginx.conf";
+    $self->{nginx} = spawn("$self->{dir}/nginx.log", {}, 'nginx', '-p', $var,
+                           '-c', "$var/nginx.conf", '-e', 'stderr');
+}
+
+sub wait_up {
+    my ($self) = @_;
+    my $http = HTTP::Tiny->new(timeout => 2);
+    for (1 .. 300) {
+        my $res = $http->get($self->url('/who'));
+        return if $res->{status} == 200;
+        sleep 0.05;
+    }
+    die "the stack did not come up:\n" . $self->log('responder')
+        . $self->log('nginx');
+}
+
+sub log {
+    my ($self, $name) = @_;
+    open(my $fh, '<', "$self->{dir}/$name.log") or return '';
+    local $/;
+    return <$fh> // '';
+}
+
+sub decode {
+    my ($res) = @_;
+    my $json = eval { $JSON->decode($res->{content}) };
+    return ($res->{status}, $json, $res->{content}, $res);
+}
+
+# GET path; returns (status, decoded JSON or undef, raw body, response).
+sub get {
+    my ($self, $path) = @_;
+    return decode($self->{http}->get($self->url($path)));
+}
+
+# POST a form; params is a hash or array ref of name => value.
+sub post {
+    my ($self, $path, $params, $headers) = @_;
+    my $body = ref $params ? $self->{http}->www_form_urlencode($params)
+                           : $params;
+    return decode($self->{http}->request('POST', $self->url($path), {
+        headers => {'Content-Type' => 'application/x-www-form-urlencoded',
+                    %{$headers // {}}},
+        content => $body,
+    }));
+}
+
+sub request {
+    my ($self, $method, $path, $opt) = @_;
+    return decode($self->{http}->request($method, $self->url($path), $opt // {}));
+}
+
+sub join_nick {
+    my ($self, $nick, $room) = @_;
+    my ($status, $json) = $self->get("/join?nick=$nick"
+                                     . ($room ? "&room=$room" : ''));
+    die "cannot join as $nick: $status" unless $status == 200;
+    return $json->{id};
+}
+
+# Starts a GET in a child process; ->wait returns what get() would.
+sub get_async {
+    my ($self, $path) = @_;
+    return Stack::Pending->new($self->url($path));
+}
+
+# Stops everything and checks that no sanitizer spoke.
+sub finish {
+    my ($self) = @_;
+    return if $self->{finished}++;
+    $self->stop_responder;
+    if (my $pid = delete $self->{nginx}) {
+        kill 'QUIT', $pid;
+        waitpid $pid, 0;
+    }
+    my $log = $self->log('responder');
+    my @reports = $log =~ /^(.*(?:AddressSanitizer|LeakSanitizer|runtime error|killed by signal).*)$/mg;
+    ok(!@reports, 'the responder ran without sanitizer reports or crashes')
+        or diag(join("\n", @reports[0 .. ($#reports > 20 ? 20 : $#reports)]));
+    if ($self->{own_db}) {
+        eval { psql(db_url('postgres'), qq{DROP DATABASE "$self->{db}" WITH (FORCE)}) };
+    }
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    return if $self->{finished};
+    kill 'KILL', $self->{responder} if $self->{responder};
+    kill 'QUIT', $self->{nginx} if $self->{nginx};
+    waitpid($_, 0) for grep { $_ } @{$self}{qw(responder nginx)};
+}
+
+package Stack::Pending;
+
+use JSON::PP;
+use HTTP::Tiny;
+use Time::HiRes qw(time);
+
+sub new {
+    my ($class, $url) = @_;
+    pipe(my $r, my $w) or die "pipe: $!";
+    my $t0 = time;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        close $r;
+        my $res = HTTP::Tiny->new(timeout => 90)->get($url);
+        print $w JSON::PP->new->encode({status => $res->{status},
+                                        content => $res->{content}});
+        close $w;
+        POSIX::_exit(0);
+    }
+    close $w;
+    return bless {pid => $pid, fh => $r, t0 => $t0}, $class;
+}
+
+# Returns (status, json, raw, seconds taken).
+sub wait {
+    my ($self) = @_;
+    local $/;
+    my $fh = $self->{fh};
+    my $data = <$fh>;
+    waitpid $self->{pid}, 0;
+    my $res = JSON::PP->new->decode($data);
+    my $json = eval { JSON::PP->new->utf8->decode($res->{content}) };
+    return ($res->{status}, $json, $res->{content}, time - $self->{t0});
+}
+
+1;

@@ -1,0 +1,61 @@
+/* query.c -- unit tests for query strings and form bodies. */
+#include <string.h>
+
+#include "query.h"
+#include "tap.h"
+
+static const char *
+get(const char *input, const char *key)
+{
+    static char buf[256];
+    struct query q;
+    const char *v;
+
+    if (query_parse(&q, input, strlen(input)) < 0) {
+        query_release(&q);
+        return "(refused)";
+    }
+    v = query_get(&q, key);
+    if (v)
+        snprintf(buf, sizeof(buf), "%s", v);
+    query_release(&q);
+    return v ? buf : NULL;
+}
+
+static const struct {
+    const char *input, *key, *want, *name;
+} cases[] = {
+    {"nick=alice", "nick", "alice", "a plain value"},
+    {"a=1&nick=bob&c=3", "nick", "bob", "a value among others"},
+    {"text=hello+world", "text", "hello world", "'+' decodes to a space"},
+    {"text=a%2Bb", "text", "a+b", "%2B decodes to '+'"},
+    {"text=caf%C3%A9", "text", "caf\xc3\xa9", "percent-encoded UTF-8"},
+    {"text=%zz", "text", "%zz", "a malformed escape is kept literally"},
+    {"text=100%", "text", "100%", "a trailing '%' is kept"},
+    {"nick=a&nick=b", "nick", "a", "the first of duplicates wins"},
+    {"nick=", "nick", "", "an empty value"},
+    {"nick", "nick", "", "a key without '='"},
+    {"other=1", "nick", NULL, "an absent key"},
+    {"", "nick", NULL, "an empty string"},
+    {"text=a%00b", "text", "(refused)", "%00 is refused, not cut"},
+    {"text=%3D%26", "text", "=&", "escaped separators"},
+    {"a=1&&b=2", "b", "2", "an empty pair is skipped"},
+    {"%6Eick=x", "nick", "x", "an escaped key"},
+};
+
+int
+main(void)
+{
+    struct query q;
+    const char raw_nul[] = "nick=a\0b";
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        is_str(get(cases[i].input, cases[i].key), cases[i].want, "%s",
+               cases[i].name);
+    ok(query_parse(&q, raw_nul, sizeof(raw_nul) - 1) < 0,
+       "a raw NUL byte is refused");
+    query_release(&q);
+    query_release(&q);
+    ok(1, "releasing twice is harmless");
+    return done_testing();
+}

@@ -1,0 +1,128 @@
+/* valid.c -- unit tests for the nick, room, text, UTF-8 and cursor rules,
+ * both sides of every limit. */
+#include <string.h>
+
+#include "tap.h"
+#include "valid.h"
+
+static const struct {
+    const char *s;
+    int want;
+} nicks[] = {
+    {"alice", 1}, {"A-b_c^d!9", 1}, {"", 0},     {"a b", 0},
+    {"a.b", 0},   {"<img>", 0},     {"a\"b", 0}, {"é", 0},
+    {"a%00", 0},  {"-", 1},         {"!!!", 1},  {"a/b", 0},
+};
+
+static const struct {
+    const char *s;
+    int want;
+} rooms[] = {
+    {"lobby", 1}, {"my-room_2", 1}, {"", 0}, {"a^b", 0}, {"a!", 0}, {"a b", 0},
+};
+
+static const struct {
+    const char *s;
+    int want;
+    const char *name;
+} utf8[] = {
+    {"plain ascii", 1, "ASCII"},
+    {"caf\xc3\xa9", 1, "two-byte sequence"},
+    {"\xe2\x82\xac", 1, "three-byte sequence (euro sign)"},
+    {"\xf0\x9f\x98\x80", 1, "four-byte sequence (emoji)"},
+    {"\xf4\x8f\xbf\xbf", 1, "U+10FFFF, the last code point"},
+    {"\xff", 0, "0xff is never UTF-8"},
+    {"\xc3", 0, "truncated two-byte sequence"},
+    {"\xe2\x82", 0, "truncated three-byte sequence"},
+    {"\x80", 0, "lone continuation byte"},
+    {"\xc0\xaf", 0, "overlong '/' (two bytes)"},
+    {"\xe0\x80\xaf", 0, "overlong '/' (three bytes)"},
+    {"\xf0\x80\x80\xaf", 0, "overlong '/' (four bytes)"},
+    {"\xed\xa0\x80", 0, "UTF-16 surrogate U+D800"},
+    {"\xf4\x90\x80\x80", 0, "U+110000, beyond Unicode"},
+    {"\xc3\x28", 0, "bad continuation byte"},
+};
+
+static void
+test_since(void)
+{
+    int64_t v = -1;
+
+    ok(valid_since("0", &v) == 0 && v == 0, "since 0 is a cursor");
+    ok(valid_since("1795755383445", &v) == 0 && v == 1795755383445LL,
+       "a millisecond timestamp is read exactly");
+    ok(valid_since("12.75", &v) == 0 && v == 12, "a fraction is dropped");
+    ok(valid_since("-5", &v) == 0 && v == 0, "a negative cursor reads as 0");
+    ok(valid_since("99999999999999999999999", &v) == 0 && v == INT64_MAX,
+       "a cursor beyond int64 reads as the largest");
+    ok(valid_since("9223372036854775807", &v) == 0 && v == INT64_MAX,
+       "INT64_MAX itself is read");
+    ok(valid_since(NULL, &v) < 0, "a missing since is refused");
+    ok(valid_since("", &v) < 0, "an empty since is refused");
+    ok(valid_since("abc", &v) < 0, "a word is refused");
+    ok(valid_since("12abc", &v) < 0, "trailing garbage is refused");
+    ok(valid_since("1e5", &v) < 0, "an exponent is refused");
+    ok(valid_since("12.", &v) < 0, "a dot without digits is refused");
+    ok(valid_since("-", &v) < 0, "a lone minus is refused");
+    ok(valid_since(" 1", &v) < 0, "leading space is refused");
+    ok(valid_since("null", &v) < 0, "null is refused");
+}
+
+static void
+test_text(void)
+{
+    char big[4098];
+
+    memset(big, 'x', sizeof(big));
+    is_int(valid_text(NULL, 0, 4096), VALID_TEXT_EMPTY,
+           "a missing text is empty");
+    is_int(valid_text("", 0, 4096), VALID_TEXT_EMPTY, "\"\" is empty");
+    is_int(valid_text(" \t\n", 3, 4096), VALID_TEXT_EMPTY,
+           "white space only is empty");
+    is_int(valid_text(big, 4096, 4096), VALID_TEXT_OK,
+           "4096 bytes are accepted");
+    is_int(valid_text(big, 4097, 4096), VALID_TEXT_TOO_LONG,
+           "4097 bytes are too long");
+    is_int(valid_text("a\xff", 2, 4096), VALID_TEXT_BAD_UTF8,
+           "invalid UTF-8 is refused");
+    is_int(valid_text("a\0b", 3, 4096), VALID_TEXT_BAD_UTF8,
+           "a NUL byte is refused");
+    is_int(valid_text("line 1\nline 2", 13, 4096), VALID_TEXT_OK,
+           "newlines are kept");
+}
+
+int
+main(void)
+{
+    char nick[52];
+
+    for (size_t i = 0; i < sizeof(nicks) / sizeof(nicks[0]); i++)
+        is_int(valid_nick(nicks[i].s, strlen(nicks[i].s)), nicks[i].want,
+               "nick '%s' is %s", nicks[i].s,
+               nicks[i].want ? "valid" : "refused");
+    memset(nick, 'n', sizeof(nick));
+    ok(valid_nick(nick, 50), "a nick of 50 characters is valid");
+    ok(!valid_nick(nick, 51), "a nick of 51 characters is refused");
+    ok(!valid_nick(NULL, 0), "a missing nick is refused");
+
+    for (size_t i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++)
+        is_int(valid_room(rooms[i].s, strlen(rooms[i].s)), rooms[i].want,
+               "room '%s' is %s", rooms[i].s,
+               rooms[i].want ? "valid" : "refused");
+    ok(valid_room(nick, 50), "a room of 50 characters is valid");
+    {
+        char room[66];
+
+        memset(room, 'r', sizeof(room));
+        ok(valid_room(room, 64), "a room of 64 characters is valid");
+        ok(!valid_room(room, 65), "a room of 65 characters is refused");
+    }
+
+    for (size_t i = 0; i < sizeof(utf8) / sizeof(utf8[0]); i++)
+        is_int(valid_utf8(utf8[i].s, strlen(utf8[i].s)), utf8[i].want,
+               "UTF-8: %s", utf8[i].name);
+
+    test_since();
+    test_text();
+    return done_testing();
+}
