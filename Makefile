@@ -58,7 +58,7 @@ t/browser/node_modules: t/browser/package.json | deps
 	@touch $@
 
 run: fcgi/pgchat
-	@sh bin/run
+	@bash bin/run
 
 migrate: | deps
 	@sh bin/migrate

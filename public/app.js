@@ -59,7 +59,7 @@ const BASE_TITLE = 'pgchat';
 const MAX_MESSAGE_BYTES = 4096;
 const RECV_BATCH = 200;          // server sends at most this many per reply
 const RECV_TIMEOUT_MS = 45000;   // server holds a recv up to 20 s
-const REQUEST_TIMEOUT_MS = 15000;
+const REQUEST_TIMEOUT_MS = 20000;
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const MAX_LOG_ROWS = 2000;       // older rows are dropped from the DOM
@@ -117,7 +117,8 @@ const state = {
   newCount: 0,
   lastDay: null,
   starttime: null,
-  stickToBottom: false,
+  stickToBottom: false, // scroll down when our own message comes back
+  stuck: true,          // the log was scrolled to the bottom
 };
 
 /* ------------------------------------------------------------------ */
@@ -341,7 +342,7 @@ async function refreshWho() {
     state.needWho = true; // try again after the next successful recv
     return;
   }
-  setRss(r.data.rss);
+  applyServerInfo(r.data);
   state.who = new Set(r.data.nicks.map(String));
   for (const [type, nick] of events) applyWhoEvent(type, nick);
   renderWho();
@@ -466,6 +467,7 @@ function isAtBottom() {
 
 function scrollToBottom() {
   el.log.scrollTop = el.log.scrollHeight;
+  state.stuck = true;
   state.newCount = 0;
   el.newMessages.hidden = true;
 }
@@ -522,46 +524,63 @@ function handleMessages(messages, gap) {
 /* ------------------------------------------------------------------ */
 /* long-poll loop                                                      */
 
+/**
+ * One long poll. Resolves true when the loop should ask again at once
+ * (messages, ping, gap, or a fresh session after a rejoin), false when it
+ * should back off.
+ */
+async function pollOnce(gen) {
+  const q = new URLSearchParams({ since: String(state.since), room: state.room });
+  if (state.id) q.set('id', state.id);
+  const ctl = new AbortController();
+  state.pollCtl = ctl;
+  const r = await request(`recv?${q}`, { timeout: RECV_TIMEOUT_MS, signal: ctl.signal });
+  if (state.pollCtl === ctl) state.pollCtl = null;
+  if (gen !== state.gen) return true;
+
+  if (r.ok && Array.isArray(r.data.messages)) {
+    if (state.failures > 0) {
+      state.failures = 0;
+      state.needWho = true;
+      state.verifySelf = true;
+    }
+    setStatus('connected');
+    showBanner();
+    applyServerInfo(r.data); // rss, and starttime if the server sends it
+    handleMessages(r.data.messages, r.data.gap === true);
+    if (r.data.messages.length < RECV_BATCH) {
+      if (state.catchingUp) {
+        state.catchingUp = false;
+        el.log.removeAttribute('aria-busy');
+        scrollToBottom();
+      }
+      if (state.needWho) {
+        state.needWho = false;
+        refreshWho();
+      }
+    }
+    return true; // next long poll at once (also after ping / gap replies)
+  }
+
+  if (r.status === 400 && isSessionError(r.data.error)) {
+    return (await rejoin()) !== 'retry';
+  }
+  return false; // network error, timeout, 5xx, 429 or an unexpected reply
+}
+
+/** The long-poll loop: runs until the next join/leave bumps state.gen. */
 async function pollLoop(gen) {
   while (gen === state.gen) {
-    const q = new URLSearchParams({ since: String(state.since), room: state.room });
-    if (state.id) q.set('id', state.id);
-    const ctl = new AbortController();
-    state.pollCtl = ctl;
-    const r = await request(`recv?${q}`, { timeout: RECV_TIMEOUT_MS, signal: ctl.signal });
-    if (state.pollCtl === ctl) state.pollCtl = null;
+    let again = false;
+    try {
+      again = await pollOnce(gen);
+    } catch (err) {
+      // A bug must not end the loop silently: log it and back off.
+      console.error('pgchat: poll failed', err);
+    }
     if (gen !== state.gen) return;
+    if (again) continue;
 
-    if (r.ok && Array.isArray(r.data.messages)) {
-      if (state.failures > 0) {
-        state.failures = 0;
-        state.needWho = true;
-        state.verifySelf = true;
-      }
-      setStatus('connected');
-      showBanner();
-      setRss(r.data.rss);
-      handleMessages(r.data.messages, r.data.gap === true);
-      if (r.data.messages.length < RECV_BATCH) {
-        if (state.catchingUp) {
-          state.catchingUp = false;
-          scrollToBottom();
-        }
-        if (state.needWho) {
-          state.needWho = false;
-          refreshWho();
-        }
-      }
-      continue; // next long poll at once (also after ping / gap replies)
-    }
-
-    if (r.status === 400 && isSessionError(r.data.error)) {
-      const res = await rejoin();
-      if (gen !== state.gen || res === 'fatal') return;
-      if (res === 'ok') continue;
-    }
-
-    // network error, timeout, 5xx, 429 or unexpected reply: back off.
     state.failures++;
     state.needWho = true;
     setStatus(navigator.onLine === false ? 'offline' : 'reconnecting');
@@ -687,6 +706,7 @@ function startSession(data, nick, room) {
   setUrlRoom(room);
 
   el.log.replaceChildren();
+  el.log.setAttribute('aria-busy', 'true'); // no announcements for the history
   el.sendError.textContent = '';
   el.roomName.textContent = room;
   el.roomLabel.hidden = false;
@@ -810,6 +830,15 @@ function onVisible() {
   }
 }
 
+async function previewRoom() {
+  const room = el.room.value.trim() || DEFAULT_ROOM;
+  if (state.joined || !ROOM_RE.test(room)) return;
+  const r = await request(`who?${new URLSearchParams({ room })}`);
+  if (state.joined || !r.ok || !Array.isArray(r.data.nicks)) return;
+  setRss(r.data.rss);
+  el.userCount.textContent = String(r.data.nicks.length);
+}
+
 function init() {
   const urlRoom = roomFromUrl();
   el.room.value = urlRoom || '';
@@ -843,8 +872,16 @@ function init() {
   });
 
   el.log.addEventListener('scroll', () => {
-    if (!el.newMessages.hidden && isAtBottom()) scrollToBottom();
+    state.stuck = isAtBottom();
+    if (!el.newMessages.hidden && state.stuck) scrollToBottom();
   }, { passive: true });
+  // Keep following the newest line when the log changes size (rotation,
+  // window resize, the composer growing) if the user was at the bottom.
+  if (typeof ResizeObserver === 'function') {
+    new ResizeObserver(() => {
+      if (state.stuck && !el.chat.hidden) el.log.scrollTop = el.log.scrollHeight;
+    }).observe(el.log);
+  }
   el.newMessages.addEventListener('click', () => {
     scrollToBottom();
     el.input.focus();
@@ -906,11 +943,12 @@ function init() {
     if (state.failures > 0) showBanner();
   }, 1000);
 
-  // Show who is around (and server memory) before joining.
-  request(`who?${new URLSearchParams({ room: state.room })}`).then((r) => {
-    if (state.joined || !r.ok || !Array.isArray(r.data.nicks)) return;
-    setRss(r.data.rss);
-    el.userCount.textContent = String(r.data.nicks.length);
+  // Show how many are in the room (and server memory) before joining.
+  previewRoom();
+  let previewTimer = 0;
+  el.room.addEventListener('input', () => {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(previewRoom, 500);
   });
 
   setStatus('offline');

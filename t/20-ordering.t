@@ -34,20 +34,27 @@ sub db_order {
         WHERE room = '$room' AND type = 'msg' ORDER BY ts});
 }
 
-# Two messages committed in the same millisecond.
+# Two messages committed in the same millisecond: in one batch, and in two
+# transactions while the room's head is ahead of the clock (as after a burst
+# of sends), where both must take "last + 1".
 {
-    $s->sql(q{BEGIN;
-        SELECT chat_post('same', ARRAY['x'], ARRAY['msg'], ARRAY['first']);
-        SELECT chat_post('same', ARRAY['x'], ARRAY['msg'], ARRAY['second']);
-        COMMIT});
+    $s->sql(q{SELECT chat_post('same', ARRAY['x', 'x'], ARRAY['msg', 'msg'],
+                               ARRAY['first', 'second'])});
+    $s->sql(q{UPDATE rooms SET last_ts = last_ts + 60000 WHERE room = 'same'});
+    $s->sql(q{SELECT chat_post('same', ARRAY['x'], ARRAY['msg'], ARRAY['third'])});
+    $s->sql(q{SELECT chat_post('same', ARRAY['x'], ARRAY['msg'], ARRAY['fourth'])});
     my @ts = split /\n/, $s->sql(q{SELECT ts FROM messages WHERE room = 'same' ORDER BY seq});
-    is($ts[1], $ts[0] + 1, 'two messages in the same millisecond get distinct timestamps');
+    is($ts[1], $ts[0] + 1, 'two messages of one millisecond get distinct timestamps');
+    is($ts[3], $ts[2] + 1, 'so do two transactions while the clock lags the head');
     my ($st, $json) = $s->get('/recv?since=0&room=same');
-    is_deeply([map { $_->{text} } @{$json->{messages}}], ['first', 'second'],
-              'both are read, in order');
+    is_deeply([map { $_->{text} } @{$json->{messages}}],
+              [qw(first second third fourth)], 'all are read, in order');
     ($st, $json) = $s->get("/recv?since=$ts[0]&room=same");
-    is_deeply([map { $_->{text} } @{$json->{messages}}], ['second'],
-              'a cursor on the first returns only the second');
+    is_deeply([map { $_->{text} } @{$json->{messages}}], [qw(second third fourth)],
+              'a cursor on the first returns only the later ones');
+    ($st, $json) = $s->get("/recv?since=$ts[2]&room=same");
+    is_deeply([map { $_->{text} } @{$json->{messages}}], ['fourth'],
+              'a cursor on the third returns only the fourth');
 }
 
 # A reader parked while two senders, on whichever worker, interleave.

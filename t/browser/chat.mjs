@@ -5,7 +5,7 @@
 // PostgreSQL) runs. Environment:
 //   PGCHAT_URL   base URL of the chat page, e.g. http://127.0.0.1:34567/
 //   PGCHAT_CTL   executable: `$PGCHAT_CTL responder-stop|responder-start`
-//   PGCHAT_OUT   directory for screenshots (chat.png, chat-375.png, fail-*.png)
+//   PGCHAT_OUT   directory for screenshots (chat.png, chat-375*.png, fail-*.png)
 //   PGCHAT_DOCS  optional: path where chat.png is copied as well
 //   PGCHAT_CHROMIUM  optional: browser binary (default /usr/bin/chromium)
 // Needs `npm install` (or `npm ci`) in t/browser for playwright-core.
@@ -411,18 +411,22 @@ test('at 375 px wide: no horizontal overflow, who list collapses behind a toggle
   const { page } = users.bob;
   await page.setViewportSize({ width: 375, height: 667 });
   try {
-    await say(users.alice, 'https://example.org/a/very/long/url/without/any/spaces/that/must/wrap/somewhere/inside/the/narrow/viewport/0123456789abcdef');
+    const url = 'https://example.org/a/very/long/url/without/any/spaces/that/must/wrap/somewhere/inside/the/narrow/viewport/0123456789abcdef';
+    await say(users.alice, url);
+    await waitMsg(page, url);
+    assert(await atBottom(page), 'did not stay at the bottom after the resize');
     const w = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
     assert(w[0] <= w[1], `page is ${w[0]} px wide in a ${w[1]} px viewport`);
     assert(await page.isHidden('#who'), 'who list still shown at 375 px');
     assert(await page.isVisible('#input'), '#input not visible');
     assert(await page.isVisible('#status'), '#status not visible');
+    fs.mkdirSync(OUT, { recursive: true });
+    await page.screenshot({ path: path.join(OUT, 'chat-375.png') });
     await page.click('#who-toggle');
     await page.waitForSelector('#who', { state: 'visible', timeout: T });
     const inside = await page.$eval('#who-panel', (e) => e.getBoundingClientRect().right <= innerWidth + 1);
     assert(inside, 'who panel sticks out of the viewport');
-    fs.mkdirSync(OUT, { recursive: true });
-    await page.screenshot({ path: path.join(OUT, 'chat-375.png') });
+    await page.screenshot({ path: path.join(OUT, 'chat-375-who.png') });
     await page.keyboard.press('Escape');
     await page.waitForSelector('#who', { state: 'hidden', timeout: T });
   } finally {
