@@ -58,7 +58,8 @@ int
 config_load(void)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    long workers, threads, max_message;
+    long workers, threads, max_message, rate_limit, room_sessions;
+    long send_rate, send_burst;
     int session_ms;
 
     config.database_url = getenv("DATABASE_URL");
@@ -79,8 +80,17 @@ config_load(void)
                    &config.recv_timeout_ms) < 0 ||
         seconds_ms("PGCHAT_SESSION_TIMEOUT", 60, 1, 86400, &session_ms) < 0 ||
         seconds_ms("PGCHAT_SWEEP_INTERVAL", 5, 0.1, 3600,
-                   &config.sweep_interval_ms) < 0)
+                   &config.sweep_interval_ms) < 0 ||
+        integer("RATE_LIMIT", 1, 0, 1, &rate_limit) < 0 ||
+        integer("PGCHAT_SEND_RATE", 5, 1, 100000, &send_rate) < 0 ||
+        integer("PGCHAT_SEND_BURST", 20, 1, 100000, &send_burst) < 0 ||
+        integer("PGCHAT_ROOM_SESSIONS", 1000, 1, 10000000, &room_sessions) < 0)
         return -1;
+    config.rate_limit = (int)rate_limit;
+    config.send_rate = (double)send_rate;
+    config.send_burst = (double)send_burst;
+    /* 0 tells the database there is no cap. */
+    config.room_sessions = rate_limit ? (int)room_sessions : 0;
     config.workers = (int)workers;
     config.threads = (int)threads;
     config.max_message = (size_t)max_message;

@@ -15,6 +15,10 @@ struct config {
     int session_timeout_s;           /* PGCHAT_SESSION_TIMEOUT (s) */
     int sweep_interval_ms;           /* PGCHAT_SWEEP_INTERVAL (s) */
     size_t max_message;              /* PGCHAT_MAX_MESSAGE (bytes) */
+    int rate_limit;                  /* RATE_LIMIT: 0 turns every limit off */
+    double send_rate;                /* PGCHAT_SEND_RATE: msgs/s a session */
+    double send_burst;               /* PGCHAT_SEND_BURST */
+    int room_sessions;               /* PGCHAT_ROOM_SESSIONS: cap a room */
     int64_t starttime;               /* ms since the epoch, set by main */
 };
 

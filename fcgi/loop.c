@@ -39,6 +39,7 @@
 #define LOOP_RECONNECT_MS 1000 /* a lost connection is retried this often */
 #define LOOP_ROOM_IDLE_MS 300000 /* a room nobody waits in is forgotten */
 #define LOOP_EVENTS 512
+#define LOOP_RESTARTING "Server is restarting, try again"
 
 struct room {
     char *name;
@@ -65,6 +66,7 @@ static struct {
     size_t nparked;
     int any_dirty;
     int stopping;
+    int closed; /* loop_close() ran: submissions are refused */
     int64_t next_touch, next_sweep, next_rss, next_reconnect;
     int touch_ms; /* keep-alives are written this often */
 } L = {.mu = PTHREAD_MUTEX_INITIALIZER, .pgfd = -1};
@@ -300,7 +302,7 @@ handle_recv(struct req *r)
 
     rm->used = mono_ms();
     if (L.stopping) {
-        routes_error(r, 503, "Server is restarting, try again");
+        routes_error(r, 503, LOOP_RESTARTING);
         return;
     }
     if (rm->known && r->since >= rm->head) {
@@ -417,6 +419,11 @@ loop_submit(struct req *r)
 
     r->next = NULL;
     pthread_mutex_lock(&L.mu);
+    if (L.closed) {
+        pthread_mutex_unlock(&L.mu);
+        routes_error(r, 503, LOOP_RESTARTING);
+        return;
+    }
     if (L.inbox_tail)
         L.inbox_tail->next = r;
     else
@@ -520,10 +527,12 @@ next_timeout(int64_t now)
 
     if (L.oldest)
         next = min64(next, L.oldest->deadline);
-    if (L.pgfd < 0)
+    if (L.pgfd < 0 || L.any_dirty)
         next = min64(next, L.next_reconnect);
-    if (L.any_dirty)
-        next = min64(next, L.next_reconnect);
+    /* Rooms marked while connected are read at once; marked while the
+     * database is away, at the next reconnection attempt. */
+    if (L.any_dirty && L.pgfd >= 0)
+        return 0;
     return next <= now ? 0 : (int)(next - now);
 }
 
@@ -636,12 +645,31 @@ loop_run(void)
         }
         for (int i = 0; i < n; i++)
             dispatch(&events[i]);
-        fan_out_dirty();
         now = mono_ms();
         run_timers(now);
+        fan_out_dirty();
     }
     ping_until(0, 1);
     flush_touches();
-    store_free(L.st);
     return 0;
+}
+
+void
+loop_close(void)
+{
+    struct req *list;
+
+    pthread_mutex_lock(&L.mu);
+    L.closed = 1;
+    list = L.inbox;
+    L.inbox = L.inbox_tail = NULL;
+    pthread_mutex_unlock(&L.mu);
+    while (list) {
+        struct req *r = list;
+
+        list = r->next;
+        routes_error(r, 503, LOOP_RESTARTING);
+    }
+    store_free(L.st);
+    L.st = NULL;
 }

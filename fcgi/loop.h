@@ -22,4 +22,8 @@ void loop_touch(const char *token);
  * ping. Returns 0. */
 int loop_run(void);
 
+/* After loop_run(): answers what is still queued, and every later
+ * submission, with 503, and closes the connection. */
+void loop_close(void);
+
 #endif

@@ -130,6 +130,10 @@ supervise(int listen_fd)
         if (sigwait(&mask, &sig) != 0)
             continue;
         if (sig == SIGTERM || sig == SIGINT) {
+            /* New connections now fail at once, and nginx reports the
+             * responder as unavailable; accepted ones are answered. */
+            if (config.socket_path)
+                unlink(config.socket_path);
             log_info("stopping %d workers", config.workers);
             stop_workers();
             return 0;

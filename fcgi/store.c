@@ -26,7 +26,7 @@ static const struct statement {
     const char *name;
     const char *sql;
 } statements[] = {
-    {"join", "SELECT chat_join($1, $2, $3, make_interval(secs => $4))"},
+    {"join", "SELECT chat_join($1, $2, $3, make_interval(secs => $4), $5)"},
     {"part", "SELECT chat_part($1, $2)"},
     {"who", "SELECT nick FROM sessions WHERE room = $1 ORDER BY nick"},
     {"send", "SELECT chat_send($1::text[], $2::text[], $3::text[])"},
@@ -96,7 +96,10 @@ store_connect(struct store *st)
     /* The URI comes last so that its own settings win over these. */
     const char *keys[] = {"connect_timeout", "application_name", "dbname",
                           NULL};
-    const char *values[] = {"5", "pgchat", st->conninfo, NULL};
+    /* The listening connection is named apart, so that an operator (or a
+     * test) can tell it from the writer's in pg_stat_activity. */
+    const char *values[] = {"5", st->listen ? "pgchat-listen" : "pgchat",
+                            st->conninfo, NULL};
 
     if (st->up && PQstatus(st->conn) == CONNECTION_OK)
         return 0;
@@ -148,22 +151,30 @@ run(struct store *st, const char *name, int nparams, const char *const *params)
     return NULL;
 }
 
-int
+enum store_join
 store_join(struct store *st, const char *token, const char *room,
-           const char *nick, int idle_seconds)
+           const char *nick, int idle_seconds, int room_cap)
 {
-    char idle[16];
-    const char *params[] = {token, room, nick, idle};
+    char idle[16], cap[16];
+    const char *params[] = {token, room, nick, idle, cap};
     PGresult *res;
-    int joined;
+    enum store_join rc;
+    const char *v;
 
     snprintf(idle, sizeof(idle), "%d", idle_seconds);
-    res = run(st, "join", 4, params);
+    snprintf(cap, sizeof(cap), "%d", room_cap);
+    res = run(st, "join", 5, params);
     if (!res)
-        return -1;
-    joined = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        return STORE_ERROR;
+    v = PQgetvalue(res, 0, 0);
+    if (strcmp(v, "joined") == 0)
+        rc = STORE_JOINED;
+    else if (strcmp(v, "full") == 0)
+        rc = STORE_FULL;
+    else
+        rc = STORE_TAKEN;
     PQclear(res);
-    return joined;
+    return rc;
 }
 
 int

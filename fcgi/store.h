@@ -27,10 +27,18 @@ int store_connect(struct store *st);
 /* The connection's socket for poll/epoll, or -1 while disconnected. */
 int store_socket(struct store *st);
 
-/* Starts a session for (token, room, nick). Returns 1 when joined, 0 when
- * the nick is taken in that room, -1 on a database error. */
-int store_join(struct store *st, const char *token, const char *room,
-               const char *nick, int idle_seconds);
+enum store_join {
+    STORE_JOINED,
+    STORE_TAKEN, /* the nick has a session in that room */
+    STORE_FULL,  /* the room has room_cap sessions */
+    STORE_ERROR,
+};
+
+/* Starts a session for (token, room, nick); a session idle for longer than
+ * idle_seconds holding the nick is ended first. room_cap 0: no cap. */
+enum store_join store_join(struct store *st, const char *token,
+                           const char *room, const char *nick, int idle_seconds,
+                           int room_cap);
 
 /* Ends the session, if there is one. Returns 0, or -1 on a database error. */
 int store_part(struct store *st, const char *token, const char *room);

@@ -80,6 +80,7 @@ worker_run(int listen_fd)
     log_info("worker started with %d accept threads", config.threads);
     loop_run();
     writer_stop();
+    loop_close();
     log_info("worker stopped");
     exit(0);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "limit.h"
 #include "loop.h"
 #include "routes.h"
 #include "store.h"
@@ -29,6 +30,8 @@ static struct {
     struct req *head, *tail;
     int stopping;
     struct store *st;
+    struct limiter *limiter; /* sends per session; NULL: no limit */
+    int64_t next_prune;
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 void
@@ -37,6 +40,11 @@ writer_submit(struct req *r, enum writer_job job)
     r->job = job;
     r->next = NULL;
     pthread_mutex_lock(&W.mu);
+    if (W.stopping) {
+        pthread_mutex_unlock(&W.mu);
+        routes_error(r, 503, "Server is restarting, try again");
+        return;
+    }
     if (W.tail)
         W.tail->next = r;
     else
@@ -53,18 +61,22 @@ do_join(struct req *r)
     char *body;
 
     switch (store_join(W.st, r->token, r->room, r->nick,
-                       config.session_timeout_s)) {
-    case 1:
+                       config.session_timeout_s, config.room_sessions)) {
+    case STORE_JOINED:
         body = views_join(r->token, r->nick, rss_current(), config.starttime,
                           &len);
         req_reply(r, 200, body, len);
         free(body);
         break;
-    case 0:
+    case STORE_TAKEN:
         routes_error(r, 400, "Nick in use");
         break;
-    default:
+    case STORE_FULL:
+        routes_error(r, 403, "Room is full");
+        break;
+    case STORE_ERROR:
         routes_error(r, 503, ROUTES_DB_DOWN);
+        break;
     }
 }
 
@@ -126,6 +138,23 @@ do_sends(struct req **sends, size_t n)
     free(accepted);
 }
 
+/* Whether the session of r may send now. The buckets live in this worker
+ * only, so a session spread over W workers may reach W times the rate; nginx
+ * limits each client address exactly, in front of all of them. */
+static int
+allowed(const struct req *r)
+{
+    int64_t now = mono_ms();
+
+    if (!W.limiter)
+        return 1;
+    if (now >= W.next_prune) {
+        limiter_prune(W.limiter, now);
+        W.next_prune = now + 10000;
+    }
+    return limiter_take(W.limiter, r->id, now);
+}
+
 /* Takes the list: answers every request in it. */
 static void
 run_batch(struct req *list)
@@ -148,6 +177,10 @@ run_batch(struct req *list)
             do_who(r);
             break;
         case WRITER_SEND:
+            if (!allowed(r)) {
+                routes_error(r, 429, "Too many messages, slow down");
+                break;
+            }
             sends[nsends++] = r;
             if (nsends == WRITER_MAX_BATCH) {
                 do_sends(sends, nsends);
@@ -171,6 +204,7 @@ writer_main(void *arg)
         pthread_mutex_lock(&W.mu);
         while (!W.head && !W.stopping)
             pthread_cond_wait(&W.cond, &W.mu);
+        /* What was queued before stopping is still stored and answered. */
         list = W.head;
         W.head = W.tail = NULL;
         pthread_mutex_unlock(&W.mu);
@@ -185,6 +219,8 @@ int
 writer_start(void)
 {
     W.st = store_new(config.database_url, 0);
+    if (config.rate_limit)
+        W.limiter = limiter_new(config.send_rate, config.send_burst);
     if (pthread_create(&W.thread, NULL, writer_main, NULL) != 0) {
         log_error("cannot start the writer thread");
         return -1;
@@ -202,4 +238,6 @@ writer_stop(void)
     pthread_join(W.thread, NULL);
     store_free(W.st);
     W.st = NULL;
+    limiter_free(W.limiter);
+    W.limiter = NULL;
 }

@@ -85,7 +85,7 @@ my $b = Stack->new(workers => 1, db => $a->{db}, env => {PGCHAT_RECV_TIMEOUT => 
 }
 
 my ($conns) = $a->sql(q{SELECT count(*) FROM pg_stat_activity
-                        WHERE application_name = 'pgchat'});
+                        WHERE application_name LIKE 'pgchat%'});
 is($conns, 6, '3 worker processes use 2 connections each, parked requests none');
 
 $b->finish;

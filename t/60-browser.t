@@ -14,7 +14,7 @@ use Stack;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep);
 
-my $s = Stack->new(workers => 2, env => {PGCHAT_RECV_TIMEOUT => 5});
+my $s = Stack->new(workers => 2, env => {PGCHAT_RECV_TIMEOUT => 5, RATE_LIMIT => 1});
 my $dir = $s->dir;
 my $ctl = "$dir/ctl";
 open(my $fh, '>', $ctl) or die;

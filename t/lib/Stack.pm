@@ -54,13 +54,16 @@ sub free_port {
     return $port;
 }
 
-# Options: workers (default 2), env (extra settings for the responder),
-# db (share another stack's database), name (for the log files).
+# Options: workers (default 2), env (settings for the responder and for
+# bin/nginx-conf; RATE_LIMIT is 0 unless given), db (share another stack's
+# database), responders (several responder instances, each with its own
+# socket, behind one nginx upstream).
 sub new {
     my ($class, %opt) = @_;
     my $self = bless {
         workers => $opt{workers} // 2,
-        env => $opt{env} // {},
+        responders => $opt{responders} // 1,
+        env => {RATE_LIMIT => 0, %{$opt{env} // {}}},
         dir => tempdir('stack-XXXXXX', DIR => $ENV{PGCHAT_TEST_TMP} // '/tmp',
                        CLEANUP => 1),
     }, $class;
@@ -75,7 +78,7 @@ sub new {
     }
     $self->{database_url} = db_url($self->{db});
     $self->{port} = free_port();
-    $self->{socket} = "$self->{dir}/pgchat.sock";
+    $self->{sockets} = [map { "$self->{dir}/pgchat$_.sock" } 1 .. $self->{responders}];
     $self->{http} = HTTP::Tiny->new(timeout => 60, keep_alive => 1);
     $self->start_responder;
     $self->start_nginx;
@@ -103,31 +106,60 @@ sub spawn {
 }
 
 sub start_responder {
-    my ($self) = @_;
-    unlink $self->{socket};
-    $self->{responder} = spawn("$self->{dir}/responder.log", {
-        DATABASE_URL => $self->{database_url},
-        PGCHAT_SOCKET => $self->{socket},
-        WEB_CONCURRENCY => $self->{workers},
-        %{$self->{env}},
-    }, "$TOP/fcgi/pgchat-asan");
-    for (1 .. 300) {
-        return if -S $self->{socket};
-        sleep 0.05;
+    my ($self, $which) = @_;
+    for my $i (defined $which ? ($which) : (0 .. $#{$self->{sockets}})) {
+        my $socket = $self->{sockets}[$i];
+        unlink $socket;
+        $self->{responder}[$i] = spawn("$self->{dir}/responder.log", {
+            DATABASE_URL => $self->{database_url},
+            PGCHAT_SOCKET => $socket,
+            WEB_CONCURRENCY => $self->{workers},
+            %{$self->{env}},
+        }, "$TOP/fcgi/pgchat-asan");
+        my $up = 0;
+        for (1 .. 300) {
+            last if $up = -S $socket;
+            sleep 0.05;
+        }
+        die "the responder did not create its socket:\n" . $self->log('responder')
+            unless $up;
     }
-    die "the responder did not create its socket:\n" . $self->log('responder');
 }
 
-# Stops the responder with SIGTERM; returns the seconds it took.
+# The pid of responder instance $which (default 0).
+sub responder_pid { my ($self, $which) = @_; $self->{responder}[$which // 0] }
+
+# The pids of the worker processes of responder instance $which.
+sub worker_pids {
+    my ($self, $which) = @_;
+    my $parent = $self->responder_pid($which) or return;
+    my @pids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open(my $fh, '<', $stat) or next;
+        my $line = <$fh> // next;
+        my ($pid, $ppid) = $line =~ /^(\d+) \(.*\) \S+ (\d+)/ or next;
+        push @pids, $pid if $ppid == $parent;
+    }
+    return @pids;
+}
+
+# Stops the responder instances (or just $which) with SIGTERM (or $signal);
+# returns the seconds it took.
 sub stop_responder {
-    my ($self, $signal) = @_;
-    my $pid = delete $self->{responder} or return 0;
+    my ($self, $signal, $which) = @_;
     my $t0 = time;
-    kill $signal // 'TERM', $pid;
-    waitpid $pid, 0;
-    $self->{responder_status} = $?;
+    for my $i (defined $which ? ($which) : (0 .. $#{$self->{sockets}})) {
+        my $pid = $self->{responder}[$i] or next;
+        kill $signal // 'TERM', $pid;
+        waitpid $pid, 0;
+        $self->{responder_status} = $?;
+        $self->{responder}[$i] = undef;
+    }
     return time - $t0;
 }
+
+# Reloads nginx's configuration (SIGHUP), as `nginx -s reload` does.
+sub reload_nginx { my ($self) = @_; kill 'HUP', $self->{nginx} }
 
 sub restart_responder {
     my ($self) = @_;
@@ -140,9 +172,13 @@ sub start_nginx {
     my ($self) = @_;
     my $var = "$self->{dir}/nginx";
     mkdir $var;
-    system("$TOP/bin/nginx-conf 127.0.0.1:$self->{port} $self->{socket} $var "
-           . "$self->{dir}/access.log > $var/nginx.conf") == 0
-        or die "cannot render nginx.conf";
+    my $sockets = join ',', @{$self->{sockets}};
+    {
+        local %ENV = (%ENV, %{$self->{env}});
+        system("$TOP/bin/nginx-conf 127.0.0.1:$self->{port} $sockets $var "
+               . "$self->{dir}/access.log > $var/nginx.conf") == 0
+            or die "cannot render nginx.conf";
+    }
     $self->{nginx} = spawn("$self->{dir}/nginx.log", {}, 'nginx', '-p', $var,
                            '-c', "$var/nginx.conf", '-e', 'stderr');
 }
@@ -235,9 +271,10 @@ sub finish {
 sub DESTROY {
     my ($self) = @_;
     return if $self->{finished};
-    kill 'KILL', $self->{responder} if $self->{responder};
+    my @pids = grep { $_ } @{$self->{responder} // []}, $self->{nginx};
+    kill 'KILL', grep { $_ } @{$self->{responder} // []};
     kill 'QUIT', $self->{nginx} if $self->{nginx};
-    waitpid($_, 0) for grep { $_ } @{$self}{qw(responder nginx)};
+    waitpid($_, 0) for @pids;
 }
 
 package Stack::Pending;
