@@ -257,7 +257,8 @@ sub finish {
         waitpid $pid, 0;
     }
     my $log = $self->log('responder');
-    my @reports = $log =~ /^(.*(?:AddressSanitizer|LeakSanitizer|runtime error|killed by signal).*)$/mg;
+    # SIGKILL (9) comes only from a test that kills a worker on purpose.
+    my @reports = $log =~ /^(.*(?:AddressSanitizer|LeakSanitizer|runtime error|killed by signal (?!9\b)).*)$/mg;
     splice @reports, 20 if @reports > 20;
     if ($self->{own_db}) {
         eval { psql(db_url('postgres'), qq{DROP DATABASE "$self->{db}" WITH (FORCE)}) };
