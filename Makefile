@@ -1,4 +1,5 @@
-# pgchat -- make · make run · make test · make migrate · make fmt
+# pgchat -- make · make run · make test · make soak · make fuzz · make bench
+#           make migrate · make fmt
 #
 # `make run` and `make test` install the Debian packages they need when run
 # as root (otherwise they print the apt-get line and stop), so both work on
@@ -25,15 +26,17 @@ UNIT_BIN = $(patsubst t/unit/%.c,build/unit/%,$(UNIT_SRC))
 # Debian packages: build, run, test.
 DEBS     = build-essential pkg-config libfcgi-dev libjson-c-dev \
            liburiparser-dev libpq-dev postgresql nginx clang-format \
-           chromium nodejs npm perl fonts-dejavu-core
+           chromium nodejs npm perl fonts-dejavu-core clang libclang-rt-14-dev
 # What proves each package is there (same order as DEBS).
 DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config /usr/include/fcgiapp.h \
            /usr/include/json-c/json.h /usr/include/uriparser/Uri.h \
            /usr/include/postgresql/libpq-fe.h /usr/lib/postgresql/15/bin/postgres \
            /usr/sbin/nginx /usr/bin/clang-format /usr/bin/chromium \
-           /usr/bin/node /usr/bin/npm /usr/bin/prove /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+           /usr/bin/node /usr/bin/npm /usr/bin/prove \
+           /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/bin/clang \
+           /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
 
-.PHONY: all deps run test unit migrate fmt fmt-check clean
+.PHONY: all deps run test unit migrate fmt fmt-check clean soak fuzz bench
 
 all: fcgi/pgchat
 
@@ -63,8 +66,23 @@ run: fcgi/pgchat
 migrate: | deps
 	@sh bin/migrate
 
+# Everything, from scratch. The fuzzer gets a short run first (longer ones
+# with `make fuzz`), so that prove's summary is the last word.
 test: fcgi/pgchat fcgi/pgchat-asan unit t/browser/node_modules fmt-check
+	@sh t/fuzz/run 15
 	@sh t/lib/run-tests
+
+# The long versions of the delivery and fault tests (figures in README).
+SOAK_SCALE ?= 5
+soak: fcgi/pgchat-asan unit
+	@PGCHAT_SOAK_SCALE=$(SOAK_SCALE) sh t/lib/run-tests t/21-delivery.t t/80-faults.t
+
+FUZZ_SECONDS ?= 60
+fuzz: | deps
+	@sh t/fuzz/run $(FUZZ_SECONDS)
+
+bench: fcgi/pgchat
+	@bash bench/run $(BENCH_FLAGS)
 
 fmt:
 	clang-format -i $(SRC) $(HDR) $(UNIT_SRC) t/unit/tap.h

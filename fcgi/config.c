@@ -59,7 +59,7 @@ config_load(void)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     long workers, threads, max_message, rate_limit, room_sessions;
-    long send_rate, send_burst;
+    long send_rate, send_burst, retention;
     int session_ms;
 
     config.database_url = getenv("DATABASE_URL");
@@ -84,8 +84,11 @@ config_load(void)
         integer("RATE_LIMIT", 1, 0, 1, &rate_limit) < 0 ||
         integer("PGCHAT_SEND_RATE", 5, 1, 100000, &send_rate) < 0 ||
         integer("PGCHAT_SEND_BURST", 20, 1, 100000, &send_burst) < 0 ||
-        integer("PGCHAT_ROOM_SESSIONS", 1000, 1, 10000000, &room_sessions) < 0)
+        integer("PGCHAT_ROOM_SESSIONS", 1000, 1, 10000000, &room_sessions) <
+            0 ||
+        integer("MESSAGE_RETENTION", 0, 0, 100000, &retention) < 0)
         return -1;
+    config.retention_days = (int)retention;
     config.rate_limit = (int)rate_limit;
     config.send_rate = (double)send_rate;
     config.send_burst = (double)send_burst;

@@ -19,6 +19,7 @@ struct config {
     double send_rate;                /* PGCHAT_SEND_RATE: msgs/s a session */
     double send_burst;               /* PGCHAT_SEND_BURST */
     int room_sessions;               /* PGCHAT_ROOM_SESSIONS: cap a room */
+    int retention_days;              /* MESSAGE_RETENTION: 0 keeps all */
     int64_t starttime;               /* ms since the epoch, set by main */
 };
 

@@ -39,6 +39,7 @@
 #define LOOP_RECONNECT_MS 1000 /* a lost connection is retried this often */
 #define LOOP_ROOM_IDLE_MS 300000 /* a room nobody waits in is forgotten */
 #define LOOP_EVENTS 512
+#define LOOP_EXPIRE_MS 60000 /* old messages are deleted this often */
 #define LOOP_RESTARTING "Server is restarting, try again"
 
 struct room {
@@ -63,11 +64,11 @@ static struct {
 
     struct room *rooms[LOOP_BUCKETS];
     struct req *oldest, *newest; /* parked, by deadline */
-    size_t nparked;
+    _Atomic size_t nparked;
     int any_dirty;
     int stopping;
     int closed; /* loop_close() ran: submissions are refused */
-    int64_t next_touch, next_sweep, next_rss, next_reconnect;
+    int64_t next_touch, next_sweep, next_rss, next_reconnect, next_expire;
     int touch_ms; /* keep-alives are written this often */
 } L = {.mu = PTHREAD_MUTEX_INITIALIZER, .pgfd = -1};
 
@@ -434,6 +435,12 @@ loop_submit(struct req *r)
         log_error("cannot wake the event loop: %s", strerror(errno));
 }
 
+size_t
+loop_parked(void)
+{
+    return L.nparked;
+}
+
 void
 loop_touch(const char *token)
 {
@@ -499,9 +506,9 @@ flush_touches(void)
 }
 
 static void
-sweep(void)
+sweep(int64_t now)
 {
-    int n;
+    long long n;
 
     if (db_ready() < 0)
         return;
@@ -509,7 +516,16 @@ sweep(void)
     if (n < 0)
         db_ready();
     else if (n > 0)
-        log_info("ended %d idle session%s", n, n == 1 ? "" : "s");
+        log_info("ended %lld idle session%s", n, n == 1 ? "" : "s");
+    if (config.retention_days && now >= L.next_expire) {
+        L.next_expire = now + LOOP_EXPIRE_MS;
+        n = store_expire(L.st, config.retention_days);
+        if (n < 0)
+            db_ready();
+        else if (n > 0)
+            log_info("deleted %lld message%s older than %d days", n,
+                     n == 1 ? "" : "s", config.retention_days);
+    }
 }
 
 /* --- timers and the loop itself ---------------------------------------- */
@@ -553,7 +569,7 @@ run_timers(int64_t now)
         L.next_touch = now + L.touch_ms;
     }
     if (now >= L.next_sweep) {
-        sweep();
+        sweep(now);
         rooms_prune(now);
         /* Jitter spreads the workers' sweeps apart. */
         L.next_sweep = now + config.sweep_interval_ms +
@@ -569,8 +585,10 @@ on_signal(void)
     if (read(L.sigfd, &si, sizeof(si)) != sizeof(si))
         return;
     if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-        log_info("stopping: answering %zu waiting request%s", L.nparked,
-                 L.nparked == 1 ? "" : "s");
+        size_t n = L.nparked;
+
+        log_info("stopping: answering %zu waiting request%s", n,
+                 n == 1 ? "" : "s");
         L.stopping = 1;
     }
 }

@@ -18,6 +18,9 @@ void loop_submit(struct req *r);
  * keep-alives. Safe from any thread. */
 void loop_touch(const char *token);
 
+/* How many requests are parked now. Safe from any thread. */
+size_t loop_parked(void);
+
 /* Runs until SIGTERM or SIGINT, then answers every parked request with a
  * ping. Returns 0. */
 int loop_run(void);

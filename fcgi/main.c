@@ -4,7 +4,8 @@
  * The parent binds the socket (or takes the one a process manager such as
  * spawn-fcgi hands over as fd 0), forks WEB_CONCURRENCY workers that all
  * accept on it, and replaces any worker that dies. It holds no database
- * connection and no request itself. SIGTERM or SIGINT stop everything.
+ * connection and no request itself. SIGTERM or SIGINT stop everything;
+ * SIGHUP replaces the workers one by one.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -111,7 +112,25 @@ stop_workers(void)
         }
 }
 
-/* Waits for signals; replaces dead workers until told to stop. */
+/* Replaces every worker by a fresh one: the new one starts first, then the
+ * old one is told to stop, which answers its parked requests with a ping
+ * (their clients simply poll again) and finishes what it accepted. Nothing
+ * stored is touched. */
+static void
+rolling_restart(int listen_fd)
+{
+    log_info("restarting %d workers one by one", config.workers);
+    for (int i = 0; i < config.workers; i++) {
+        pid_t old = pids[i];
+
+        pids[i] = spawn(listen_fd);
+        if (old > 0)
+            kill(old, SIGTERM);
+    }
+}
+
+/* Waits for signals; replaces dead workers until told to stop. SIGHUP
+ * replaces all of them. */
 static int
 supervise(int listen_fd)
 {
@@ -137,6 +156,10 @@ supervise(int listen_fd)
             log_info("stopping %d workers", config.workers);
             stop_workers();
             return 0;
+        }
+        if (sig == SIGHUP) {
+            rolling_restart(listen_fd);
+            continue;
         }
         if (sig != SIGCHLD)
             continue;

@@ -141,6 +141,18 @@ handle_recv(struct req *r)
     loop_submit(r);
 }
 
+static void
+handle_healthz(struct req *r)
+{
+    writer_submit(r, WRITER_HEALTH);
+}
+
+static void
+handle_stats(struct req *r)
+{
+    writer_submit(r, WRITER_STATS);
+}
+
 static const struct route {
     const char *path;
     int methods;
@@ -151,6 +163,8 @@ static const struct route {
     {"part", REQ_GET | REQ_POST, handle_part},
     {"send", REQ_GET | REQ_POST, handle_send},
     {"recv", REQ_GET | REQ_HEAD, handle_recv},
+    {"healthz", REQ_GET | REQ_HEAD, handle_healthz},
+    {"stats", REQ_GET | REQ_HEAD, handle_stats},
 };
 
 void

@@ -34,6 +34,10 @@ static const struct statement {
              "FROM chat_recv($1, $2, $3)"},
     {"touch", "SELECT chat_touch($1::text[])"},
     {"sweep", "SELECT chat_sweep(make_interval(secs => $1))"},
+    {"stats", "SELECT (SELECT coalesce(sum(last_seq), 0) FROM rooms), "
+              "(SELECT count(*) FROM sessions), (SELECT count(*) FROM rooms)"},
+    {"ping", "SELECT 1"},
+    {"expire", "SELECT chat_expire($1)"},
 };
 
 /* Reconnecting to a database that is down is retried at most this often,
@@ -348,6 +352,48 @@ store_sweep(struct store *st, int idle_seconds)
     if (!res)
         return -1;
     n = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return n;
+}
+
+int
+store_stats(struct store *st, struct store_stats *out)
+{
+    PGresult *res = run(st, "stats", 0, NULL);
+
+    if (!res)
+        return -1;
+    out->messages = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    out->sessions = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    out->rooms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+int
+store_ping(struct store *st)
+{
+    PGresult *res = run(st, "ping", 0, NULL);
+
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+long long
+store_expire(struct store *st, int days)
+{
+    char s_days[16];
+    const char *params[] = {s_days};
+    PGresult *res;
+    long long n;
+
+    snprintf(s_days, sizeof(s_days), "%d", days);
+    res = run(st, "expire", 1, params);
+    if (!res)
+        return -1;
+    n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return n;
 }

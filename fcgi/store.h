@@ -67,6 +67,22 @@ int store_touch(struct store *st, const char *const *tokens, size_t n);
 /* Ends sessions idle for longer than idle_seconds. Returns how many, or -1. */
 int store_sweep(struct store *st, int idle_seconds);
 
+struct store_stats {
+    long long messages; /* ever stored, in every room */
+    long long sessions; /* open now */
+    long long rooms;
+};
+
+/* Fills st_out with figures for /stats. Returns 0, or -1 on error. */
+int store_stats(struct store *st, struct store_stats *out);
+
+/* Returns 0 when the database answers a trivial query, else -1. */
+int store_ping(struct store *st);
+
+/* Deletes messages older than days (at most a bounded number per call, so
+ * that one call stays short). Returns how many, or -1. */
+long long store_expire(struct store *st, int days);
+
 /* Reads what the server sent and calls fn(room, head, arg) for each
  * notification. Returns 0, or -1 when the connection was lost. */
 int store_notifies(struct store *st,

@@ -113,3 +113,30 @@ views_messages(const struct msg_list *list, long long rss, int ping,
         json_object_object_add(root, "ping", json_object_new_boolean(1));
     return finish(root, len);
 }
+
+char *
+views_health(long long rss, size_t *len)
+{
+    json_object *root = json_object_new_object();
+
+    json_object_object_add(root, "status", json_object_new_string("ok"));
+    json_object_object_add(root, "rss", json_object_new_int64(rss));
+    return finish(root, len);
+}
+
+char *
+views_stats(const struct views_stats *s, size_t *len)
+{
+    json_object *root = json_object_new_object();
+
+    json_object_object_add(root, "uptime", json_object_new_int64(s->uptime_s));
+    json_object_object_add(root, "pid", json_object_new_int64(s->pid));
+    json_object_object_add(root, "parked", json_object_new_int64(s->parked));
+    json_object_object_add(root, "messages",
+                           json_object_new_int64(s->messages));
+    json_object_object_add(root, "sessions",
+                           json_object_new_int64(s->sessions));
+    json_object_object_add(root, "rooms", json_object_new_int64(s->rooms));
+    json_object_object_add(root, "rss", json_object_new_int64(s->rss));
+    return finish(root, len);
+}

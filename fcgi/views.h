@@ -29,4 +29,15 @@ char *views_who(char *const *nicks, size_t n, long long rss, size_t *len);
 char *views_messages(const struct msg_list *list, long long rss, int ping,
                      size_t *len);
 
+/* {"status":"ok","rss":N} */
+char *views_health(long long rss, size_t *len);
+
+struct views_stats {
+    long long uptime_s, pid, parked, messages, sessions, rooms, rss;
+};
+
+/* {"uptime":S,"pid":N,"parked":N,"messages":N,"sessions":N,"rooms":N,
+ *  "rss":N} */
+char *views_stats(const struct views_stats *s, size_t *len);
+
 #endif

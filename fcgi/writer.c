@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "limit.h"
@@ -106,6 +107,45 @@ do_who(struct req *r)
     store_strv_free(nicks);
 }
 
+static void
+do_health(struct req *r)
+{
+    size_t len;
+    char *body;
+
+    if (store_ping(W.st) < 0) {
+        routes_error(r, 503, ROUTES_DB_DOWN);
+        return;
+    }
+    body = views_health(rss_current(), &len);
+    req_reply(r, 200, body, len);
+    free(body);
+}
+
+static void
+do_stats(struct req *r)
+{
+    struct store_stats db;
+    struct views_stats v;
+    size_t len;
+    char *body;
+
+    if (store_stats(W.st, &db) < 0) {
+        routes_error(r, 503, ROUTES_DB_DOWN);
+        return;
+    }
+    v.uptime_s = (now_ms() - config.starttime) / 1000;
+    v.pid = getpid();
+    v.parked = (long long)loop_parked();
+    v.messages = db.messages;
+    v.sessions = db.sessions;
+    v.rooms = db.rooms;
+    v.rss = rss_current();
+    body = views_stats(&v, &len);
+    req_reply(r, 200, body, len);
+    free(body);
+}
+
 /* Takes the n requests in sends: stores them in one transaction. */
 static void
 do_sends(struct req **sends, size_t n)
@@ -175,6 +215,12 @@ run_batch(struct req *list)
             break;
         case WRITER_WHO:
             do_who(r);
+            break;
+        case WRITER_HEALTH:
+            do_health(r);
+            break;
+        case WRITER_STATS:
+            do_stats(r);
             break;
         case WRITER_SEND:
             if (!allowed(r)) {

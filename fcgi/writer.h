@@ -6,7 +6,14 @@
 
 #include "request.h"
 
-enum writer_job { WRITER_JOIN = 1, WRITER_PART, WRITER_WHO, WRITER_SEND };
+enum writer_job {
+    WRITER_JOIN = 1,
+    WRITER_PART,
+    WRITER_WHO,
+    WRITER_SEND,
+    WRITER_HEALTH,
+    WRITER_STATS,
+};
 
 /* Starts the thread and its database connection. Returns 0 or -1. */
 int writer_start(void);

@@ -41,6 +41,10 @@ $swarm->run_until(sub { 0 }, 1);   # let them park
 send_text("before $_") for 1 .. 3;
 all_received('to begin with');
 
+# PGCHAT_SOAK_SCALE (make soak) repeats the whole round of faults.
+for my $round (1 .. ($ENV{PGCHAT_SOAK_SCALE} // 1)) {
+note("round $round");
+
 # --- notifications lost: the LISTEN connections are killed ----------------
 {
     my $killed = $s->sql(q{SELECT count(pg_terminate_backend(pid))
@@ -109,6 +113,7 @@ all_received('to begin with');
     sleep 1;
     send_text("after the reload $_") for 1 .. 3;
     all_received('across an nginx reload');
+}
 }
 
 my $stored = $s->sql(q{SELECT count(*) FROM messages WHERE type = 'msg'});
