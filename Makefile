@@ -26,7 +26,8 @@ UNIT_BIN = $(patsubst t/unit/%.c,build/unit/%,$(UNIT_SRC))
 # Debian packages: build, run, test.
 DEBS     = build-essential pkg-config libfcgi-dev libjson-c-dev \
            liburiparser-dev libpq-dev postgresql nginx clang-format \
-           chromium nodejs npm perl fonts-dejavu-core clang libclang-rt-14-dev
+           chromium nodejs npm perl fonts-dejavu-core clang libclang-rt-14-dev \
+           spawn-fcgi iproute2
 # What proves each package is there (same order as DEBS).
 DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config /usr/include/fcgiapp.h \
            /usr/include/json-c/json.h /usr/include/uriparser/Uri.h \
@@ -34,7 +35,8 @@ DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config /usr/include/fcgiapp.h \
            /usr/sbin/nginx /usr/bin/clang-format /usr/bin/chromium \
            /usr/bin/node /usr/bin/npm /usr/bin/prove \
            /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/bin/clang \
-           /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
+           /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a \
+           /usr/bin/spawn-fcgi /bin/ip
 
 .PHONY: all deps run test unit migrate fmt fmt-check clean soak fuzz bench
 

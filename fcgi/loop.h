@@ -21,12 +21,14 @@ void loop_touch(const char *token);
 /* How many requests are parked now. Safe from any thread. */
 size_t loop_parked(void);
 
-/* Runs until SIGTERM or SIGINT, then answers every parked request with a
- * ping. Returns 0. */
+/* Runs until SIGTERM or SIGINT. Returns 0. */
 int loop_run(void);
 
-/* After loop_run(): answers what is still queued, and every later
- * submission, with 503, and closes the connection. */
+/* After loop_run(), once nothing new is accepted: answers what is queued
+ * and every parked request with a ping, and writes the last keep-alives. */
+void loop_finish(void);
+
+/* Last: answers any later submission with 503 and closes the connection. */
 void loop_close(void);
 
 #endif

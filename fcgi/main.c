@@ -9,7 +9,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <fcgiapp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,8 @@
 #include "worker.h"
 
 #define MAIN_BACKLOG 4096
-#define MAIN_STOP_MS 5000 /* workers still alive then are killed */
+#define MAIN_STOP_MS 5000  /* workers still alive then are killed */
+#define MAIN_READY_MS 5000 /* a new worker should accept by then */
 
 static pid_t *pids;
 
@@ -45,8 +48,10 @@ open_socket(void)
         }
         return 0;
     }
-    if (config.socket_path[0] == '/' || config.socket_path[0] == '.')
-        unlink(config.socket_path); /* a leftover from a crash */
+    /* libfcgi reads "host:port" as TCP, anything else as a unix socket,
+     * which may be a leftover from a crash. */
+    if (!strchr(config.socket_path, ':'))
+        unlink(config.socket_path);
     fd = FCGX_OpenSocket(config.socket_path, MAIN_BACKLOG);
     if (fd < 0) {
         log_error("cannot listen on '%s': %s", config.socket_path,
@@ -56,15 +61,33 @@ open_socket(void)
     return fd;
 }
 
+/* Forks a worker and waits until it accepts (or 5 s), so that a rolling
+ * restart never leaves the socket without a worker. */
 static pid_t
 spawn(int listen_fd)
 {
-    pid_t pid = fork();
+    int ready[2];
+    pid_t pid;
 
-    if (pid == 0)
-        worker_run(listen_fd);
-    if (pid < 0)
+    if (pipe2(ready, O_CLOEXEC) < 0) {
+        log_error("cannot make a pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid = fork();
+    if (pid == 0) {
+        close(ready[0]);
+        worker_run(listen_fd, ready[1]);
+    }
+    close(ready[1]);
+    if (pid < 0) {
         log_error("cannot fork a worker: %s", strerror(errno));
+    } else {
+        struct pollfd p = {.fd = ready[0], .events = POLLIN};
+
+        if (poll(&p, 1, MAIN_READY_MS) <= 0)
+            log_warn("worker %d is slow to start", (int)pid);
+    }
+    close(ready[0]);
     return pid;
 }
 
@@ -151,7 +174,7 @@ supervise(int listen_fd)
         if (sig == SIGTERM || sig == SIGINT) {
             /* New connections now fail at once, and nginx reports the
              * responder as unavailable; accepted ones are answered. */
-            if (config.socket_path)
+            if (config.socket_path && !strchr(config.socket_path, ':'))
                 unlink(config.socket_path);
             log_info("stopping %d workers", config.workers);
             stop_workers();
@@ -211,7 +234,7 @@ main(void)
     listen_fd = open_socket();
     if (listen_fd < 0)
         return 1;
-    if (config.socket_path)
+    if (config.socket_path && !strchr(config.socket_path, ':'))
         chmod(config.socket_path, 0660);
 
     pids = xcalloc(config.workers, sizeof(*pids));
@@ -220,8 +243,6 @@ main(void)
     log_info("listening on %s with %d workers",
              config.socket_path ? config.socket_path : "fd 0", config.workers);
     rc = supervise(listen_fd);
-    if (config.socket_path)
-        unlink(config.socket_path);
     free(pids);
     log_info("stopped");
     return rc;

@@ -92,8 +92,8 @@ handle_part(struct req *r)
     if (take_room(r) < 0)
         return;
     r->id = req_param(r, "id");
-    if (!r->id || !*r->id) {
-        routes_ok(r); /* nothing to end */
+    if (!r->id || !valid_id(r->id, strlen(r->id))) {
+        routes_ok(r); /* names no session: nothing to end */
         return;
     }
     writer_submit(r, WRITER_PART);
@@ -106,8 +106,11 @@ handle_send(struct req *r)
 
     if (take_room(r) < 0)
         return;
+    /* An id that cannot be a token is refused here: it must not reach
+     * the database, where one malformed parameter would fail the whole
+     * batch of sends it travels in. */
     r->id = req_param(r, "id");
-    if (!r->id || !*r->id) {
+    if (!r->id || !valid_id(r->id, strlen(r->id))) {
         routes_error(r, 400, "No such session id");
         return;
     }
@@ -137,7 +140,10 @@ handle_recv(struct req *r)
     }
     if (take_room(r) < 0)
         return;
+    /* Reading needs no session; an id is only used as a keep-alive. */
     r->id = req_param(r, "id");
+    if (r->id && !valid_id(r->id, strlen(r->id)))
+        r->id = NULL;
     loop_submit(r);
 }
 

@@ -41,6 +41,20 @@ valid_room(const char *s, size_t len)
 }
 
 int
+valid_id(const char *s, size_t len)
+{
+    if (!s || len != VALID_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = s[i];
+
+        if (!(c >= '0' && c <= '9') && !(c >= 'a' && c <= 'f'))
+            return 0;
+    }
+    return 1;
+}
+
+int
 valid_utf8(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;

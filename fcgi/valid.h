@@ -12,12 +12,19 @@
 #define VALID_NICK_MAX 50
 #define VALID_ROOM_MAX 64
 #define VALID_TEXT_MAX_DEFAULT 4096
+#define VALID_ID_LEN 32 /* TOKEN_LEN: 128 bits as lower-case hex */
 
 /* 1 when (s, len) is a nick: 1-50 letters, digits, '_', '-', '^', '!'. */
 int valid_nick(const char *s, size_t len);
 
 /* 1 when (s, len) is a room: 1-64 letters, digits, '_', '-'. */
 int valid_room(const char *s, size_t len);
+
+/* 1 when (s, len) can be a session id: exactly 32 lower-case hex digits, as
+ * token_new() makes them. Anything else names no session and must not reach
+ * the database, which refuses a parameter that is not UTF-8 with an error
+ * that fails every other statement of its batch. */
+int valid_id(const char *s, size_t len);
 
 /* 1 when (s, len) is well-formed UTF-8 with no NUL byte: no overlong forms,
  * no surrogates, nothing above U+10FFFF. */

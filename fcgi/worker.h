@@ -3,7 +3,9 @@
 #ifndef PGCHAT_WORKER_H
 #define PGCHAT_WORKER_H
 
-/* Runs a worker on listen_fd until SIGTERM; never returns. */
-void worker_run(int listen_fd) __attribute__((noreturn));
+/* Runs a worker on listen_fd until SIGTERM; never returns. Once it accepts
+ * it writes a byte to ready_fd and closes it (-1: nobody to tell). On
+ * SIGTERM it stops accepting first, then answers everything it took. */
+void worker_run(int listen_fd, int ready_fd) __attribute__((noreturn));
 
 #endif

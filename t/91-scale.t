@@ -1,0 +1,456 @@
+#!/usr/bin/perl
+# 91-scale.t -- horizontal scale: several responder instances on one
+# database behind one nginx upstream (least_conn), as several hosts would
+# run them. Two instances, one on a unix socket and one on TCP
+# (PGCHAT_SOCKET=127.0.0.1:PORT); nginx has the balanced server (the shipped
+# nginx/pgchat.conf, under /chat/) and one server pinned to each instance,
+# so the test knows where each request goes. Then, when the machine allows
+# network namespaces, the same across two of them joined by a veth pair: a
+# responder on each "host", FastCGI over that link.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Stack;
+use Test::More;
+use File::Copy qw(copy);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use IO::Socket::UNIX;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Socket qw(SOCK_STREAM);
+use Time::HiRes qw(sleep time);
+
+my $TOP = $Stack::TOP;
+my $BIN = "$TOP/fcgi/pgchat-asan";
+my $JSON = JSON::PP->new->utf8->canonical;
+my $HTTP = HTTP::Tiny->new(timeout => 60);
+my $WAKE = 1.0;    # seconds: a message reaches a parked client on another instance
+
+my $dir = tempdir('scale-XXXXXX', DIR => $ENV{PGCHAT_TEST_TMP} // '/tmp',
+                  CLEANUP => 1);
+chmod 0755, $dir;
+
+# --- helpers -------------------------------------------------------------
+
+my (%groups, @dbs, @netns);
+
+$SIG{INT} = $SIG{TERM} = sub { exit 130 };
+
+END {
+    my $status = $?;
+    kill 'KILL', -$_ for keys %groups;
+    waitpid($_, 0) for keys %groups;
+    system('ip', 'netns', 'del', $_) for @netns;
+    for my $db (@dbs) {
+        eval { Stack::psql(Stack::db_url('postgres'),
+                           qq{DROP DATABASE IF EXISTS "$db" WITH (FORCE)}) };
+    }
+    $? = $status;
+}
+
+sub new_db {
+    my $name = "scale_${$}_" . scalar(@dbs);
+    Stack::psql(Stack::db_url('postgres'),
+                qq{CREATE DATABASE "$name" TEMPLATE template_pgchat});
+    push @dbs, $name;
+    return $name;
+}
+
+# Starts @cmd in a process group of its own, output appended to $log.
+sub start {
+    my ($log, $env, @cmd) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        setpgrp(0, 0);
+        open(STDIN, '<', '/dev/null') or die;
+        open(STDOUT, '>>', $log) or die;
+        open(STDERR, '>>', $log) or die;
+        chdir $TOP or die;
+        delete $ENV{PGCHAT_SOCKET};
+        %ENV = (%ENV, RATE_LIMIT => 0, %$env);
+        exec @cmd or POSIX::_exit(127);
+    }
+    $groups{$pid} = 1;
+    return $pid;
+}
+
+sub wait_until {
+    my ($timeout, $cond) = @_;
+    my $end = time + $timeout;
+    while (time < $end) {
+        my $r = $cond->();
+        return $r if $r;
+        sleep 0.1;
+    }
+    return $cond->();
+}
+
+sub stop {
+    my ($pid, $signal) = @_;
+    kill $signal // 'TERM', $pid;
+    my $status;
+    wait_until(30, sub {
+        my $r = waitpid($pid, WNOHANG);
+        $status = $? if $r == $pid;
+        return $r != 0;
+    });
+    unless (defined $status) {
+        kill 'KILL', -$pid;
+        waitpid $pid, 0;
+    }
+    delete $groups{$pid};
+    return $status;
+}
+
+sub slurp {
+    my ($file) = @_;
+    open(my $fh, '<', $file) or return '';
+    local $/;
+    return <$fh> // '';
+}
+
+sub spew {
+    my ($file, $text) = @_;
+    open(my $fh, '>', $file) or die "$file: $!";
+    print $fh $text;
+    close $fh or die "$file: $!";
+}
+
+sub port_open {
+    my ($port) = @_;
+    return IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                 Timeout => 2) ? 1 : 0;
+}
+
+sub children_of {
+    my ($parent) = @_;
+    my @kids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open(my $fh, '<', $stat) or next;
+        my $line = <$fh> // next;
+        my ($pid, $ppid) = $line =~ /^(\d+) \(.*\) \S+ (\d+)/ or next;
+        push @kids, $pid if $ppid == $parent;
+    }
+    return @kids;
+}
+
+sub decode {
+    my ($res) = @_;
+    my $json = eval { $JSON->decode($res->{content}) };
+    return ($res->{status}, $json, $res->{content});
+}
+
+# HTTP over TCP on 127.0.0.1:PORT, or over a unix socket ("/path"): nginx in
+# another network namespace is reachable through its unix sockets only.
+sub http {
+    my ($where, $method, $path, $form) = @_;
+    if ($where =~ /^\d+$/) {
+        my $url = "http://127.0.0.1:$where$path";
+        return decode($form ? $HTTP->post_form($url, $form) : $HTTP->request($method, $url));
+    }
+    my $s = IO::Socket::UNIX->new(Peer => $where, Type => SOCK_STREAM)
+        or return (599, undef, "connect $where: $!");
+    my $body = $form ? $HTTP->www_form_urlencode($form) : '';
+    print $s "$method $path HTTP/1.0\r\nHost: localhost\r\n"
+        . ($form ? "Content-Type: application/x-www-form-urlencoded\r\n"
+                   . 'Content-Length: ' . length($body) . "\r\n" : '')
+        . "\r\n$body";
+    local $/;
+    my $res = <$s> // '';
+    my ($head, $content) = split /\r\n\r\n/, $res, 2;
+    my ($status) = ($head // '') =~ m{^HTTP/\S+ (\d+)};
+    return decode({status => $status // 599, content => $content // ''});
+}
+sub GET { http($_[0], 'GET', $_[1]) }
+sub POST { http($_[0], 'POST', $_[1], $_[2]) }
+
+# GET in a child process; ->() waits and returns (status, json, raw).
+sub GET_async {
+    my ($where, $path) = @_;
+    pipe(my $r, my $w) or die;
+    my $pid = fork // die;
+    if ($pid == 0) {
+        close $r;
+        alarm 90;
+        my ($st, undef, $raw) = GET($where, $path);
+        print $w $JSON->encode([$st, $raw]);
+        close $w;
+        POSIX::_exit(0);
+    }
+    close $w;
+    return sub {
+        local $/;
+        my $data = <$r>;
+        waitpid $pid, 0;
+        my $res = eval { $JSON->decode($data) } // [599, ''];
+        my ($st, $raw) = @$res;
+        return ($st, eval { $JSON->decode($raw) }, $raw);
+    };
+}
+
+sub head_of {
+    my ($where, $prefix) = @_;
+    my (undef, $json) = GET($where, ($prefix // '') . '/recv?since=0');
+    return $json->{messages}[-1]{timestamp} // 0;
+}
+
+sub parked {
+    my ($where) = @_;
+    my (undef, $json) = GET($where, '/stats');
+    return $json ? $json->{parked} : -1;
+}
+
+# Parks a /recv at $park (waiting until that instance counts it), sends
+# through $send, and returns whether the message arrived, and how fast.
+sub wakes_across {
+    my ($park, $send, $id, $text) = @_;
+    my $head = head_of($park);
+    my $before = parked($park);
+    my $w = GET_async($park, "/recv?since=$head");
+    wait_until(20, sub { parked($park) > $before })
+        or diag("the /recv at $park did not park");
+    my $t0 = time;
+    my ($st, undef, $raw) = POST($send, '/send', {id => $id, text => $text});
+    is($st, 200, "sent '$text'") or diag($raw);
+    my ($wst, $wjson, $wraw) = $w->();
+    my $took = time - $t0;
+    ok($wst == 200 && ($wjson->{messages}[0]{text} // '') eq $text,
+       "the client parked on the other instance got '$text'") or diag("$wst $wraw");
+    ok($took < $WAKE, sprintf('within %.2f s of the send', $took));
+}
+
+sub reports_ok {
+    my ($log, $what) = @_;
+    my @r = $log =~ /^(.*(?:AddressSanitizer|LeakSanitizer|runtime error|killed by signal|exited with).*)$/mg;
+    splice @r, 10 if @r > 10;
+    ok(!@r, "$what: no sanitizer reports or crashes") or diag(join "\n", @r);
+}
+
+my $user = $> == 0 ? 'user root;' : '';
+copy("/etc/nginx/$_", "$dir/$_") or die "$_: $!" for qw(fastcgi_params mime.types);
+
+# --- two instances behind one upstream -------------------------------------
+
+{
+    my $db = new_db();
+    my $url = Stack::db_url($db);
+    my $sock_a = "$dir/a.sock";
+    my $port_b = Stack::free_port();
+    my $a = start("$dir/a.log", {DATABASE_URL => $url, PGCHAT_SOCKET => $sock_a,
+                                 WEB_CONCURRENCY => 1}, $BIN);
+    my $b = start("$dir/b.log", {DATABASE_URL => $url,
+                                 PGCHAT_SOCKET => "127.0.0.1:$port_b",
+                                 WEB_CONCURRENCY => 1}, $BIN);
+    ok(wait_until(60, sub { -S $sock_a }), 'instance A listens on a unix socket')
+        or diag(slurp("$dir/a.log"));
+    ok(wait_until(60, sub { port_open($port_b) }), "instance B listens on TCP 127.0.0.1:$port_b")
+        or diag(slurp("$dir/b.log"));
+
+    # The shipped snippets, the upstream made of both instances.
+    my $upstream = slurp("$TOP/nginx/pgchat-upstream.conf");
+    $upstream =~ s{^(\s*)server\s+unix:/run/pgchat/pgchat\.sock;}
+                  {${1}least_conn;\n${1}server unix:$sock_a;\n${1}server 127.0.0.1:$port_b;}m
+        or die 'pgchat-upstream.conf: no server line';
+    spew("$dir/pgchat-upstream.conf", $upstream);
+    my $snippet = slurp("$TOP/nginx/pgchat.conf");
+    $snippet =~ s{/var/log/nginx/pgchat\.access\.log}{$dir/access.log}g;
+    spew("$dir/pgchat.conf", $snippet);
+    my ($port, $port_a, $port_bn) = map { Stack::free_port() } 1 .. 3;
+    my $pinned = 'include fastcgi_params; fastcgi_read_timeout 60s; access_log '
+        . "$dir/access.log pgchat;";
+    spew("$dir/nginx.conf", <<"CONF");
+$user
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log stderr warn;
+events { worker_connections 512; }
+http {
+    include mime.types;
+    client_body_temp_path $dir/client_body;
+    fastcgi_temp_path $dir/fastcgi;
+    proxy_temp_path $dir/proxy;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    include $dir/pgchat-upstream.conf;
+    server {
+        listen 127.0.0.1:$port;
+        set \$pgchat_public $TOP/public;
+        include $dir/pgchat.conf;
+    }
+    server {
+        listen 127.0.0.1:$port_a;
+        location / { $pinned fastcgi_pass unix:$sock_a; }
+    }
+    server {
+        listen 127.0.0.1:$port_bn;
+        location / { $pinned fastcgi_pass 127.0.0.1:$port_b; }
+    }
+}
+CONF
+    my $out = qx{nginx -t -q -p $dir -c $dir/nginx.conf -e stderr 2>&1};
+    ok($? == 0, 'nginx -t accepts the configuration') or diag($out);
+    my $nginx = start("$dir/nginx.log", {}, 'nginx', '-p', $dir, '-c', "$dir/nginx.conf",
+                      '-e', 'stderr');
+    wait_until(30, sub { port_open($port) && port_open($port_a) && port_open($port_bn) })
+        or BAIL_OUT("nginx did not start:\n" . slurp("$dir/nginx.log"));
+    wait_until(60, sub { (GET($port_a, '/who'))[0] == 200 && (GET($port_bn, '/who'))[0] == 200 });
+
+    # Each pinned server reaches its own instance.
+    my (undef, $stats_a) = GET($port_a, '/stats');
+    my (undef, $stats_b) = GET($port_bn, '/stats');
+    is_deeply([$stats_a->{pid}, $stats_b->{pid}], [children_of($a), children_of($b)],
+              'the pinned servers reach A\'s and B\'s worker');
+
+    my ($st, $json) = POST($port_a, '/join', {nick => 'alice'});
+    my $alice = $json->{id};
+    ($st, $json) = POST($port_bn, '/join', {nick => 'bob'});
+    my $bob = $json->{id};
+    ok($alice && $bob, 'alice joined through A, bob through B');
+
+    wakes_across($port_a, $port_bn, $bob, 'from B to A');
+    wakes_across($port_bn, $port_a, $alice, 'from A to B');
+
+    my (undef, $who_a) = GET($port_a, '/who');
+    my (undef, $who_b) = GET($port_bn, '/who');
+    is_deeply([sort @{$who_a->{nicks}}], [qw(alice bob)], '/who on A lists both');
+    is_deeply($who_b->{nicks}, $who_a->{nicks}, '/who on B is the same');
+    my (undef, undef, $raw) = GET($port_a, '/join?nick=bob');
+    is($raw, '{"error":"Nick in use"}', 'a nick taken through B is taken on A');
+    (undef, undef, $raw) = GET($port_bn, '/join?nick=alice');
+    is($raw, '{"error":"Nick in use"}', 'and one taken through A is taken on B');
+
+    # Through the balanced server: least_conn spreads the parked requests
+    # over both, and one send wakes them all.
+    my $head = head_of($port, '/chat');
+    my @waiting = map { GET_async($port, "/chat/recv?since=$head") } 1 .. 6;
+    my ($pa, $pb) = (0, 0);
+    wait_until(30, sub { ($pa, $pb) = (parked($port_a), parked($port_bn)); $pa + $pb >= 6 });
+    is($pa + $pb, 6, '6 clients parked through the balanced server');
+    ok($pa >= 2 && $pb >= 2, "least_conn spread them over both instances ($pa on A, $pb on B)");
+    my $t0 = time;
+    ($st) = POST($port, '/chat/send', {id => $alice, text => 'to everyone'});
+    is($st, 200, 'a send through the balanced server');
+    my $all = 0;
+    for my $w (@waiting) {
+        my ($wst, $wjson) = $w->();
+        $all++ if $wst == 200 && ($wjson->{messages}[0]{text} // '') eq 'to everyone';
+    }
+    my $took = time - $t0;
+    is($all, 6, 'reaches every parked client, on both instances');
+    ok($took < $WAKE, sprintf('within %.2f s', $took));
+
+    is(stop($a) >> 8, 0, 'instance A stops with status 0');
+    ($st, $json) = GET($port, '/chat/who');
+    is($st, 200, 'with A gone, the balanced server still answers (through B)');
+    is(stop($b) >> 8, 0, 'instance B stops with status 0');
+    stop($nginx, 'QUIT');
+    reports_ok(slurp("$dir/a.log"), 'instance A');
+    reports_ok(slurp("$dir/b.log"), 'instance B');
+}
+
+# --- two hosts: network namespaces --------------------------------------------
+
+SKIP: {
+    my $ip = (grep { -x } '/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip')[0];
+    skip 'network namespaces need root and iproute2', 15 unless $> == 0 && $ip;
+    # Both hosts are namespaces of our own, joined by a veth pair; the
+    # addresses (198.18.0.0/15, set aside for test networks) exist only in
+    # there. The database stays on its unix socket, which is a file and so
+    # reachable from every network namespace.
+    my ($ns_a, $ns_b) = ("pgchat$$" . 'a', "pgchat$$" . 'b');
+    my ($ip_a, $ip_b) = ('198.18.0.1', '198.18.0.2');
+    if (system("$ip netns add $ns_a 2>/dev/null") != 0) {
+        skip 'cannot create network namespaces here', 15;
+    }
+    push @netns, $ns_a;
+    system("$ip netns add $ns_b") == 0 or skip 'cannot create two network namespaces', 15;
+    push @netns, $ns_b;
+    my $veth = "pgc$$";
+    my @setup = (
+        "link add ${veth}a netns $ns_a type veth peer name ${veth}b netns $ns_b",
+        "-n $ns_a addr add $ip_a/30 dev ${veth}a",
+        "-n $ns_b addr add $ip_b/30 dev ${veth}b",
+        "-n $ns_a link set ${veth}a up", "-n $ns_b link set ${veth}b up",
+        "-n $ns_a link set lo up", "-n $ns_b link set lo up",
+    );
+    for my $cmd (@setup) {
+        system("$ip $cmd") == 0 or skip "ip $cmd failed", 15;
+    }
+
+    my $n = "$dir/netns";
+    mkdir $n;
+    my $url = Stack::db_url(new_db());
+    # B accepts FastCGI from host A's address only (libfcgi's check).
+    my $a = start("$n/a.log", {DATABASE_URL => $url, PGCHAT_SOCKET => "$ip_a:9000",
+                               WEB_CONCURRENCY => 1}, $ip, 'netns', 'exec', $ns_a, $BIN);
+    my $b = start("$n/b.log", {DATABASE_URL => $url, PGCHAT_SOCKET => "$ip_b:9000",
+                               FCGI_WEB_SERVER_ADDRS => $ip_a,
+                               WEB_CONCURRENCY => 1}, $ip, 'netns', 'exec', $ns_b, $BIN);
+    for ([$a, 'a'], [$b, 'b']) {
+        my ($pid, $name) = @$_;
+        wait_until(60, sub { slurp("$n/$name.log") =~ /worker started/ })
+            or diag(slurp("$n/$name.log"));
+    }
+    my $net = sub { readlink "/proc/$_[0]/ns/net" // '?' };
+    my @nets = ($net->($$), $net->($a), $net->($b));
+    ok($nets[0] ne $nets[1] && $nets[1] ne $nets[2] && $nets[0] ne $nets[2],
+       'the test, responder A and responder B are in three network namespaces');
+
+    # nginx on host A: HTTP on unix sockets (for the test to reach it),
+    # FastCGI over TCP to A (local) and B (over the veth).
+    my ($via_a, $via_b, $via_both) = map { "$n/$_.http" } qw(via-a via-b via-both);
+    my $fcgi = "include $dir/fastcgi_params; fastcgi_read_timeout 60s;";
+    spew("$n/nginx.conf", <<"CONF");
+$user
+daemon off;
+worker_processes 1;
+pid $n/nginx.pid;
+error_log stderr warn;
+events { worker_connections 512; }
+http {
+    client_body_temp_path $n/client_body;
+    fastcgi_temp_path $n/fastcgi;
+    proxy_temp_path $n/proxy;
+    uwsgi_temp_path $n/uwsgi;
+    scgi_temp_path $n/scgi;
+    access_log off;
+    upstream both { least_conn; server $ip_a:9000; server $ip_b:9000; }
+    server { listen unix:$via_a; location / { $fcgi fastcgi_pass $ip_a:9000; } }
+    server { listen unix:$via_b; location / { $fcgi fastcgi_pass $ip_b:9000; } }
+    server { listen unix:$via_both; location / { $fcgi fastcgi_pass both; } }
+}
+CONF
+    my $nginx = start("$n/nginx.log", {}, $ip, 'netns', 'exec', $ns_a, 'nginx', '-p', $n,
+                      '-c', "$n/nginx.conf", '-e', 'stderr');
+    ok(wait_until(60, sub { -S $via_a && -S $via_b && -S $via_both
+                            && (GET($via_a, '/who'))[0] == 200
+                            && (GET($via_b, '/who'))[0] == 200 }),
+       'nginx on host A reaches both responders')
+        or diag(slurp("$n/nginx.log") . slurp("$n/a.log") . slurp("$n/b.log"));
+    my (undef, $stats_b) = GET($via_b, '/stats');
+    is($stats_b->{pid}, (children_of($b))[0], 'the B server reaches the responder on host B');
+
+    my (undef, $json) = POST($via_a, '/join', {nick => 'carol'});
+    my $carol = $json->{id};
+    (undef, $json) = POST($via_b, '/join', {nick => 'dave'});
+    my $dave = $json->{id};
+    ok($carol && $dave, 'carol joined on host A, dave on host B');
+    wakes_across($via_b, $via_a, $carol, 'from host A to host B');
+    wakes_across($via_a, $via_b, $dave, 'from host B to host A');
+    my (undef, $who_a) = GET($via_a, '/who');
+    my (undef, $who_b) = GET($via_b, '/who');
+    is_deeply([sort @{$who_b->{nicks}}], [sort @{$who_a->{nicks}}], '/who is the same on both hosts');
+    my (undef, undef, $raw) = GET($via_both, '/join?nick=carol');
+    is($raw, '{"error":"Nick in use"}', 'and so are the nicks');
+
+    is(stop($a) >> 8, 0, 'responder A stops with status 0');
+    is(stop($b) >> 8, 0, 'responder B stops with status 0');
+    stop($nginx, 'QUIT');
+    reports_ok(slurp("$n/a.log") . slurp("$n/b.log"), 'the responders on two hosts');
+}
+
+done_testing;
