@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "recent.h"
 #include "routes.h"
 #include "store.h"
 #include "util.h"
@@ -43,10 +44,11 @@
 
 struct room {
     char *name;
-    int64_t head;       /* newest timestamp known to be committed */
-    int known;          /* head is trustworthy: learnt while listening */
-    int dirty;          /* parked requests may be behind head */
-    struct req *parked; /* doubly linked through next/prev */
+    struct recent recent; /* the newest messages, for readers close behind */
+    int64_t head;         /* newest timestamp known to be committed */
+    int known;            /* head is trustworthy: learnt while listening */
+    int dirty;            /* parked requests may be behind head */
+    struct req *parked;   /* doubly linked through next/prev */
     size_t nparked;
     int64_t used; /* mono_ms() of the last request */
     struct room *hnext;
@@ -123,6 +125,7 @@ rooms_prune(int64_t now)
 
             if (rm->nparked == 0 && now - rm->used > LOOP_ROOM_IDLE_MS) {
                 *pp = rm->hnext;
+                recent_release(&rm->recent);
                 free(rm->name);
                 free(rm);
             } else {
@@ -261,25 +264,68 @@ on_notify(const char *room, int64_t head, void *arg)
     mark_dirty(rm);
 }
 
-/* Reads the messages after since; learns the room's head on the way.
- * Returns NULL when the database cannot answer. */
+/* Reads at most limit messages after since; learns the room's head on the
+ * way (*head gets it too). Returns NULL when the database cannot answer. */
 static struct msg_list *
-query(struct room *rm, int64_t since)
+query(struct room *rm, int64_t since, int limit, int64_t *head)
 {
     struct msg_list *list;
-    int64_t head;
 
     if (db_ready() < 0)
         return NULL;
-    list = store_recv(L.st, rm->name, since, LOOP_PAGE, &head);
+    list = store_recv(L.st, rm->name, since, limit, head);
     if (!list) {
         db_ready(); /* notices a lost connection */
         return NULL;
     }
-    if (!rm->known || head > rm->head)
-        rm->head = head;
+    if (!rm->known || *head > rm->head)
+        rm->head = *head;
     rm->known = 1;
     return list;
+}
+
+/* Takes list, the answer of query(rm, since, LOOP_PAGE): keeps it as the
+ * room's window when it reaches the room's head and the window it replaces
+ * did not reach as far. */
+static void
+remember(struct room *rm, int64_t since, struct msg_list *list, int64_t head)
+{
+    struct recent *rc = &rm->recent;
+    int complete =
+        !list->gap && since <= head &&
+        (list->len < LOOP_PAGE || list->items[list->len - 1].ts == head);
+
+    if (complete && (!rc->valid || head > rc->head ||
+                     (head == rc->head && since < rc->floor)))
+        recent_set(rc, since, list, head);
+    else
+        msg_list_free(list);
+}
+
+/* Brings the room's window up to its head with one query. Returns 0, or -1
+ * when the database cannot answer. */
+static int
+catch_up(struct room *rm)
+{
+    struct recent *rc = &rm->recent;
+    struct msg_list *list;
+    int64_t head;
+
+    if (!rc->valid || !rm->known || rc->head >= rm->head)
+        return 0;
+    list = query(rm, rc->head, RECENT_MAX, &head);
+    if (!list)
+        return -1;
+    if (list->gap) {
+        /* More than the window has come: it starts again from a query. */
+        recent_release(rc);
+        msg_list_free(list);
+    } else {
+        int64_t last = list->len ? list->items[list->len - 1].ts : head;
+
+        recent_append(rc, list, list->len < RECENT_MAX ? head : last);
+    }
+    return 0;
 }
 
 /* --- answering --------------------------------------------------------- */
@@ -303,12 +349,21 @@ reply_ping(struct req *r)
 }
 
 static void
+reply_list(struct req *r, const struct msg_list *list)
+{
+    size_t len;
+    char *body = views_messages(list, rss_current(), 0, &len);
+
+    reply_messages(r, body, len);
+    free(body);
+}
+
+static void
 handle_recv(struct req *r)
 {
     struct room *rm = room_get(r->room);
-    struct msg_list *list;
-    size_t len;
-    char *body;
+    struct msg_list *list, view;
+    int64_t head, since;
 
     rm->used = mono_ms();
     if (L.stopping) {
@@ -321,7 +376,15 @@ handle_recv(struct req *r)
             routes_error(r, 503, "Cannot wait, try again");
         return;
     }
-    list = query(rm, r->since);
+    /* A window behind the head is brought up first: one query that serves
+     * every reader of the room, instead of an answer that is already old. */
+    if (catch_up(rm) == 0 &&
+        recent_slice(&rm->recent, r->since, LOOP_PAGE, &view) == 0 &&
+        view.len) {
+        reply_list(r, &view);
+        return;
+    }
+    list = query(rm, r->since, LOOP_PAGE, &head);
     if (!list) {
         routes_error(r, 503, ROUTES_DB_DOWN);
         return;
@@ -332,10 +395,9 @@ handle_recv(struct req *r)
             routes_error(r, 503, "Cannot wait, try again");
         return;
     }
-    body = views_messages(list, rss_current(), 0, &len);
-    reply_messages(r, body, len);
-    free(body);
-    msg_list_free(list);
+    since = r->since; /* r is gone once answered */
+    reply_list(r, list);
+    remember(rm, since, list, head);
 }
 
 static int
@@ -347,41 +409,53 @@ by_since(const void *a, const void *b)
     return (x->since > y->since) - (x->since < y->since);
 }
 
-/* Answers the parked requests of rm that are behind its head: one query
- * and one body per distinct cursor. */
+/* Answers the parked requests of rm that are behind its head: one body per
+ * distinct cursor, from the room's window after one query that brings it up
+ * to date, or from a query of its own for a cursor before the window. */
 static void
 fan_out(struct room *rm)
 {
-    struct req **v = xcalloc(rm->nparked, sizeof(*v));
+    struct req **v;
     size_t n = 0;
 
     rm->dirty = 0;
+    if (catch_up(rm) < 0) {
+        rm->dirty = 1; /* read again once the database is back */
+        return;
+    }
+    v = xcalloc(rm->nparked, sizeof(*v));
     for (struct req *r = rm->parked; r; r = r->next)
         if (!rm->known || r->since < rm->head)
             v[n++] = r;
     qsort(v, n, sizeof(*v), by_since);
     for (size_t i = 0; i < n;) {
-        int64_t since = v[i]->since;
+        int64_t since = v[i]->since, head;
+        struct msg_list view, *list = NULL;
+        const struct msg_list *answer = &view;
         size_t j = i, len;
-        struct msg_list *list;
         char *body;
 
         while (j < n && v[j]->since == since)
             j++;
-        list = query(rm, since);
-        if (!list) {
-            rm->dirty = 1; /* read again once the database is back */
-            break;
+        if (recent_slice(&rm->recent, since, LOOP_PAGE, &view) < 0 ||
+            view.len == 0) {
+            list = query(rm, since, LOOP_PAGE, &head);
+            if (!list) {
+                rm->dirty = 1;
+                break;
+            }
+            answer = list;
         }
-        if (list->len) {
-            body = views_messages(list, rss_current(), 0, &len);
+        if (answer->len) {
+            body = views_messages(answer, rss_current(), 0, &len);
             for (size_t k = i; k < j; k++) {
                 unpark(v[k]);
                 reply_messages(v[k], body, len);
             }
             free(body);
         }
-        msg_list_free(list);
+        if (list)
+            remember(rm, since, list, head);
         i = j;
     }
     free(v);
@@ -676,6 +750,10 @@ loop_run(void)
         now = mono_ms();
         run_timers(now);
         fan_out_dirty();
+        /* Every query on this connection may have read notifications into
+         * libpq's queue, where epoll cannot see them: collect them now. */
+        if (L.pgfd >= 0 && store_notifies(L.st, on_notify, NULL) < 0)
+            on_disconnected();
     }
     return 0;
 }

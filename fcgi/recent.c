@@ -1,0 +1,112 @@
+/* recent.c -- the newest messages of a room, as read from the database.
+ *
+ * Messages are immutable once committed, and timestamps grow in commit
+ * order, so a contiguous run read from the database stays true: it only
+ * ever grows at the head and is trimmed at the floor.
+ */
+#include "recent.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void
+recent_init(struct recent *rc)
+{
+    memset(rc, 0, sizeof(*rc));
+}
+
+static void
+free_items(struct msg *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(items[i].nick);
+        free(items[i].type);
+        free(items[i].text);
+    }
+}
+
+void
+recent_release(struct recent *rc)
+{
+    free_items(rc->items, rc->len);
+    free(rc->items);
+    recent_init(rc);
+}
+
+/* Drops the oldest messages beyond RECENT_MAX; the floor follows. */
+static void
+trim(struct recent *rc)
+{
+    size_t drop;
+
+    if (rc->len <= RECENT_MAX)
+        return;
+    drop = rc->len - RECENT_MAX;
+    rc->floor = rc->items[drop - 1].ts;
+    free_items(rc->items, drop);
+    memmove(rc->items, rc->items + drop, RECENT_MAX * sizeof(*rc->items));
+    rc->len = RECENT_MAX;
+}
+
+/* Moves the messages of list to the end of the window; frees list. */
+static void
+take(struct recent *rc, struct msg_list *list)
+{
+    if (rc->len + list->len > rc->cap) {
+        rc->cap = rc->len + list->len + 64;
+        rc->items = xrealloc(rc->items, rc->cap * sizeof(*rc->items));
+    }
+    if (list->len)
+        memcpy(rc->items + rc->len, list->items,
+               list->len * sizeof(*list->items));
+    rc->len += list->len;
+    list->len = 0; /* the strings now belong to the window */
+    msg_list_free(list);
+}
+
+void
+recent_set(struct recent *rc, int64_t since, struct msg_list *list,
+           int64_t head)
+{
+    recent_release(rc);
+    rc->floor = since;
+    rc->head = head;
+    rc->valid = 1;
+    take(rc, list);
+    trim(rc);
+}
+
+void
+recent_append(struct recent *rc, struct msg_list *list, int64_t head)
+{
+    take(rc, list);
+    if (head > rc->head)
+        rc->head = head;
+    trim(rc);
+}
+
+int
+recent_slice(const struct recent *rc, int64_t since, size_t limit,
+             struct msg_list *out)
+{
+    size_t lo = 0, hi;
+
+    if (!rc->valid || since < rc->floor)
+        return -1;
+    /* The first message after since, by bisection. */
+    hi = rc->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (rc->items[mid].ts <= since)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    out->items = rc->items + lo;
+    out->len = rc->len - lo < limit ? rc->len - lo : limit;
+    out->gap = 0;
+    return 0;
+}
