@@ -501,6 +501,7 @@ void
 loop_submit(struct req *r)
 {
     uint64_t one = 1;
+    int wake;
 
     r->next = NULL;
     pthread_mutex_lock(&L.mu);
@@ -509,13 +510,17 @@ loop_submit(struct req *r)
         routes_error(r, 503, LOOP_RESTARTING);
         return;
     }
+    /* Only the first request into an empty inbox wakes the loop: the loop
+     * takes the whole inbox at once, so later ones ride along, and a burst
+     * of polls costs one write(2) instead of one each. */
+    wake = L.inbox == NULL;
     if (L.inbox_tail)
         L.inbox_tail->next = r;
     else
         L.inbox = r;
     L.inbox_tail = r;
     pthread_mutex_unlock(&L.mu);
-    if (write(L.evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+    if (wake && write(L.evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         log_error("cannot wake the event loop: %s", strerror(errno));
 }
 
