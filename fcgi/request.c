@@ -70,11 +70,27 @@ read_body(struct req *r)
     free(body);
 }
 
+/* The endpoint's name in uri: what follows base (PGCHAT_BASE, set by
+ * nginx/pgchat.conf when the chat lives under a prefix; "/" otherwise),
+ * provided it has no further '/'. Anything else routes nowhere (""). */
+static const char *
+route_name(const char *uri, const char *base)
+{
+    size_t n;
+
+    if (!base || !*base)
+        base = "/";
+    n = strlen(base);
+    if (!uri || strncmp(uri, base, n) != 0 || strchr(uri + n, '/'))
+        return "";
+    return uri + n;
+}
+
 struct req *
 req_accept(int listen_fd)
 {
     struct req *r = xcalloc(1, sizeof(*r));
-    const char *uri, *qs, *slash;
+    const char *uri, *qs;
 
     if (FCGX_InitRequest(&r->fcgx, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0 ||
         FCGX_Accept_r(&r->fcgx) < 0) {
@@ -86,10 +102,7 @@ req_accept(int listen_fd)
     uri = FCGX_GetParam("DOCUMENT_URI", r->fcgx.envp);
     if (!uri)
         uri = FCGX_GetParam("SCRIPT_NAME", r->fcgx.envp);
-    if (!uri)
-        uri = "";
-    slash = strrchr(uri, '/');
-    r->path = slash ? slash + 1 : uri;
+    r->path = route_name(uri, FCGX_GetParam("PGCHAT_BASE", r->fcgx.envp));
     qs = FCGX_GetParam("QUERY_STRING", r->fcgx.envp);
     if (qs && query_parse(&r->query, qs, strlen(qs)) < 0)
         r->bad_input = 1;

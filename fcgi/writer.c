@@ -46,12 +46,15 @@ writer_submit(struct req *r, enum writer_job job)
         routes_error(r, 503, "Server is restarting, try again");
         return;
     }
+    /* The writer waits only on an empty queue, and takes all of it at once:
+     * only the first request of a batch needs to wake it. */
+    if (!W.head)
+        pthread_cond_signal(&W.cond);
     if (W.tail)
         W.tail->next = r;
     else
         W.head = r;
     W.tail = r;
-    pthread_cond_signal(&W.cond);
     pthread_mutex_unlock(&W.mu);
 }
 

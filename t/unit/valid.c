@@ -43,6 +43,28 @@ static const struct {
     {"\xc3\x28", 0, "bad continuation byte"},
 };
 
+static const struct {
+    const char *s;
+    int want;
+    const char *name;
+} ids[] = {
+    {"0123456789abcdef0123456789abcdef", 1, "32 lower-case hex digits"},
+    {"0123456789ABCDEF0123456789abcdef", 0, "capitals"},
+    {"0123456789abcdef0123456789abcde", 0, "31 digits"},
+    {"0123456789abcdef0123456789abcdef0", 0, "33 digits"},
+    {"", 0, "empty"},
+    {"null", 0, "null (the original client before joining)"},
+    {"0123456789abcdef0123456789abcdeg", 0, "a g"},
+    {"0123456789abcdef 123456789abcdef", 0, "a space"},
+    {"\xff\xfe\xff\xfe\xff\xfe\xff\xfe\xff\xfe\xff\xfe\xff\xfe\xff\xfe"
+     "\xff\xfe\xff\xfe\xff\xfe\xff\xfe\xff\xfe\xff\xfe\xff\xfe\xff\xfe",
+     0, "32 bytes of invalid UTF-8 (PostgreSQL would refuse them)"},
+    {"\xc0\x80\xc0\x80\xc0\x80\xc0\x80\xc0\x80\xc0\x80\xc0\x80\xc0\x80"
+     "\xc0\x80\xc0\x80\xc0\x80\xc0\x80\xc0\x80\xc0\x80\xc0\x80\xc0\x80",
+     0, "16 overlong NULs"},
+    {"\"},{\"0123456789abcdef0123456789a", 0, "an array literal"},
+};
+
 static void
 test_since(void)
 {
@@ -121,6 +143,15 @@ main(void)
     for (size_t i = 0; i < sizeof(utf8) / sizeof(utf8[0]); i++)
         is_int(valid_utf8(utf8[i].s, strlen(utf8[i].s)), utf8[i].want,
                "UTF-8: %s", utf8[i].name);
+
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+        is_int(valid_id(ids[i].s, strlen(ids[i].s)), ids[i].want, "id: %s",
+               ids[i].name);
+    ok(!valid_id(NULL, 0), "id: missing");
+    ok(!valid_id("0123456789abcdef\0"
+                 "123456789abcdef",
+                 32),
+       "id: a NUL byte inside");
 
     test_since();
     test_text();
