@@ -75,7 +75,7 @@ test: fcgi/pgchat fcgi/pgchat-asan unit t/browser/node_modules fmt-check
 	@sh t/lib/run-tests
 
 # The long versions of the delivery and fault tests (figures in README).
-SOAK_SCALE ?= 5
+SOAK_SCALE ?= 3
 soak: fcgi/pgchat-asan unit
 	@PGCHAT_SOAK_SCALE=$(SOAK_SCALE) sh t/lib/run-tests t/21-delivery.t t/80-faults.t
 
