@@ -510,10 +510,19 @@ ping_until(int64_t until, int all)
 
 /* --- the inbox and keep-alives ----------------------------------------- */
 
+/* Makes the loop's next epoll_wait() return for the inbox. */
+static void
+wake_loop(void)
+{
+    uint64_t one = 1;
+
+    if (write(L.evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_error("cannot wake the event loop: %s", strerror(errno));
+}
+
 void
 loop_submit(struct req *r)
 {
-    uint64_t one = 1;
     int wake;
 
     r->next = NULL;
@@ -533,8 +542,8 @@ loop_submit(struct req *r)
         L.inbox = r;
     L.inbox_tail = r;
     pthread_mutex_unlock(&L.mu);
-    if (wake && write(L.evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        log_error("cannot wake the event loop: %s", strerror(errno));
+    if (wake)
+        wake_loop();
 }
 
 size_t
@@ -779,11 +788,8 @@ loop_run(void)
 void
 loop_finish(void)
 {
-    uint64_t one = 1;
-
     /* drain_inbox() reads the counter first: make sure there is one. */
-    if (write(L.evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        log_error("cannot wake the event loop: %s", strerror(errno));
+    wake_loop();
     drain_inbox();
     ping_until(0, 1);
     flush_touches();

@@ -14,7 +14,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Stack;
+use Stack qw(wait_until slurp spew port_open);
 use Test::More;
 use File::Copy qw(copy);
 use File::Temp qw(tempdir);
@@ -82,18 +82,6 @@ sub start {
     return $pid;
 }
 
-# Polls $cond every 0.1 s for up to $timeout seconds; returns its last value.
-sub wait_until {
-    my ($timeout, $cond) = @_;
-    my $end = time + $timeout;
-    while (time < $end) {
-        my $r = $cond->();
-        return $r if $r;
-        sleep 0.1;
-    }
-    return $cond->();
-}
-
 # Reaps child $pid within $timeout seconds: its wait status, or undef.
 sub reap {
     my ($pid, $timeout) = @_;
@@ -104,20 +92,6 @@ sub reap {
         return $r != 0;
     });
     return $status;
-}
-
-sub slurp {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or return '';
-    local $/;
-    return <$fh> // '';
-}
-
-sub spew {
-    my ($file, $text) = @_;
-    open(my $fh, '>', $file) or die "$file: $!";
-    print $fh $text;
-    close $fh or die "$file: $!";
 }
 
 # Every process: pid => {ppid, state, comm, start}.
@@ -177,12 +151,6 @@ sub mentioning {
         push @found, $pid if $state && $state !~ /^[ZX]$/;
     }
     return @found;
-}
-
-sub port_open {
-    my ($port) = @_;
-    return IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                 Timeout => 2) ? 1 : 0;
 }
 
 sub decode {

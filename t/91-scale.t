@@ -11,7 +11,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Stack;
+use Stack qw(wait_until slurp spew port_open);
 use Test::More;
 use File::Copy qw(copy);
 use File::Temp qw(tempdir);
@@ -77,17 +77,6 @@ sub start {
     return $pid;
 }
 
-sub wait_until {
-    my ($timeout, $cond) = @_;
-    my $end = time + $timeout;
-    while (time < $end) {
-        my $r = $cond->();
-        return $r if $r;
-        sleep 0.1;
-    }
-    return $cond->();
-}
-
 sub stop {
     my ($pid, $signal) = @_;
     kill $signal // 'TERM', $pid;
@@ -103,26 +92,6 @@ sub stop {
     }
     delete $groups{$pid};
     return $status;
-}
-
-sub slurp {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or return '';
-    local $/;
-    return <$fh> // '';
-}
-
-sub spew {
-    my ($file, $text) = @_;
-    open(my $fh, '>', $file) or die "$file: $!";
-    print $fh $text;
-    close $fh or die "$file: $!";
-}
-
-sub port_open {
-    my ($port) = @_;
-    return IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                 Timeout => 2) ? 1 : 0;
 }
 
 sub children_of {

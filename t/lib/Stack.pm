@@ -22,6 +22,9 @@ use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
+use Exporter qw(import);
+our @EXPORT_OK = qw(wait_until slurp spew port_open);
+
 our $TOP = abs_path(dirname(__FILE__) . '/../..');
 my $JSON = JSON::PP->new->utf8->canonical;
 
@@ -43,6 +46,40 @@ sub psql {
     close $fh or die "psql failed on: $sql\n";
     $out =~ s/\s+\z//;
     return $out;
+}
+
+# Polls $cond every 0.1 s for up to $timeout seconds; returns its last value.
+sub wait_until {
+    my ($timeout, $cond) = @_;
+    my $end = time + $timeout;
+    while (time < $end) {
+        my $r = $cond->();
+        return $r if $r;
+        sleep 0.1;
+    }
+    return $cond->();
+}
+
+# A file's contents, '' when it cannot be read.
+sub slurp {
+    my ($file) = @_;
+    open(my $fh, '<', $file) or return '';
+    local $/;
+    return <$fh> // '';
+}
+
+sub spew {
+    my ($file, $text) = @_;
+    open(my $fh, '>', $file) or die "$file: $!";
+    print $fh $text;
+    close $fh or die "$file: $!";
+}
+
+# Whether something accepts TCP connections on 127.0.0.1:$port.
+sub port_open {
+    my ($port) = @_;
+    return IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                 Timeout => 2) ? 1 : 0;
 }
 
 sub free_port {
