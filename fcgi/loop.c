@@ -6,12 +6,16 @@
  * that it has seen committed (from a query or a NOTIFY payload, both only
  * while LISTENing). A request whose cursor is at or past head is parked
  * without a query: any later commit in the room sends a NOTIFY that this same
- * thread handles after the park, so no wake-up can fall in between. A cursor
- * behind head is answered from one query.
+ * thread handles after the park, so no wake-up can fall in between.
+ * Notifications libpq reads while this thread runs another query on the same
+ * connection are collected after every round, since epoll cannot see them.
  *
- * On NOTIFY the rooms concerned are marked; once the notifications are
- * drained, the parked requests of each such room are grouped by cursor, and
- * each group is answered with one query and one serialised body.
+ * Each room keeps a window of its newest messages (recent.c). A cursor
+ * behind head is answered from the window, or else from one query. On NOTIFY
+ * the rooms concerned are marked; once the notifications are drained, each
+ * such room's window is brought up to date with one query, and its parked
+ * requests are answered from it, grouped by cursor, one serialised body per
+ * group.
  */
 #define _GNU_SOURCE
 #include "loop.h"
