@@ -23,27 +23,33 @@ LIB_SRC  = $(filter-out fcgi/main.c fcgi/worker.c,$(SRC))
 UNIT_SRC = $(wildcard t/unit/*.c)
 UNIT_BIN = $(patsubst t/unit/%.c,build/unit/%,$(UNIT_SRC))
 
-# Debian packages: build, run, test.
+# Debian packages, each with the file that proves it is there (bin/deps
+# installs the missing ones). Building and running need the first list;
+# the tests, the fuzzer and the browser also the second.
 DEBS     = build-essential pkg-config libfcgi-dev libjson-c-dev \
-           liburiparser-dev libpq-dev postgresql nginx clang-format \
-           chromium nodejs npm perl fonts-dejavu-core clang libclang-rt-14-dev \
-           spawn-fcgi iproute2
-# What proves each package is there (same order as DEBS).
+           liburiparser-dev libpq-dev postgresql nginx perl
 DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config /usr/include/fcgiapp.h \
            /usr/include/json-c/json.h /usr/include/uriparser/Uri.h \
            /usr/include/postgresql/libpq-fe.h /usr/lib/postgresql/15/bin/postgres \
-           /usr/sbin/nginx /usr/bin/clang-format /usr/bin/chromium \
-           /usr/bin/node /usr/bin/npm /usr/bin/prove \
-           /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/bin/clang \
+           /usr/sbin/nginx /usr/bin/prove
+TEST_DEBS = clang-format chromium nodejs npm fonts-dejavu-core clang \
+           libclang-rt-14-dev spawn-fcgi iproute2
+TEST_DEB_CHECK = /usr/bin/clang-format /usr/bin/chromium /usr/bin/node \
+           /usr/bin/npm /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
+           /usr/bin/clang \
            /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a \
            /usr/bin/spawn-fcgi /bin/ip
 
-.PHONY: all deps run test unit migrate fmt fmt-check clean soak fuzz bench
+.PHONY: all deps test-deps run test unit migrate fmt fmt-check clean soak \
+        fuzz bench
 
 all: fcgi/pgchat
 
 deps:
 	@sh bin/deps $(DEB_CHECK) -- $(DEBS)
+
+test-deps: | deps
+	@sh bin/deps $(TEST_DEB_CHECK) -- $(TEST_DEBS)
 
 fcgi/pgchat: $(SRC) $(HDR) | deps
 	$(CC) $(ALL_CFLAGS) -o $@ $(SRC) $(LIBS)
@@ -58,7 +64,7 @@ build/unit/%: t/unit/%.c t/unit/tap.h $(LIB_SRC) $(HDR) | deps
 
 unit: $(UNIT_BIN)
 
-t/browser/node_modules: t/browser/package.json | deps
+t/browser/node_modules: t/browser/package.json | test-deps
 	cd t/browser && npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
@@ -70,17 +76,18 @@ migrate: | deps
 
 # Everything, from scratch. The fuzzer gets a short run first (longer ones
 # with `make fuzz`), so that prove's summary is the last word.
-test: fcgi/pgchat fcgi/pgchat-asan unit t/browser/node_modules fmt-check
+test: test-deps fcgi/pgchat fcgi/pgchat-asan unit t/browser/node_modules \
+      fmt-check
 	@sh t/fuzz/run 15
 	@sh t/lib/run-tests
 
 # The long versions of the delivery and fault tests (figures in README).
 SOAK_SCALE ?= 3
-soak: fcgi/pgchat-asan unit
+soak: test-deps fcgi/pgchat-asan unit
 	@PGCHAT_SOAK_SCALE=$(SOAK_SCALE) sh t/lib/run-tests t/21-delivery.t t/80-faults.t
 
 FUZZ_SECONDS ?= 60
-fuzz: | deps
+fuzz: | test-deps
 	@sh t/fuzz/run $(FUZZ_SECONDS)
 
 bench: fcgi/pgchat
@@ -89,7 +96,7 @@ bench: fcgi/pgchat
 fmt:
 	clang-format -i $(SRC) $(HDR) $(UNIT_SRC) t/unit/tap.h
 
-fmt-check: | deps
+fmt-check: | test-deps
 	@clang-format --dry-run --Werror $(SRC) $(HDR) $(UNIT_SRC) t/unit/tap.h
 
 clean:
