@@ -568,6 +568,22 @@ loop_touch(const char *token)
     pthread_mutex_unlock(&L.mu);
 }
 
+/* Returns the whole inbox, oldest first; with close, every later
+ * submission is refused (loop_submit answers it with 503). */
+static struct req *
+take_inbox(int close)
+{
+    struct req *list;
+
+    pthread_mutex_lock(&L.mu);
+    if (close)
+        L.closed = 1;
+    list = L.inbox;
+    L.inbox = L.inbox_tail = NULL;
+    pthread_mutex_unlock(&L.mu);
+    return list;
+}
+
 static void
 drain_inbox(void)
 {
@@ -576,10 +592,7 @@ drain_inbox(void)
 
     if (read(L.evfd, &count, sizeof(count)) < 0 && errno != EAGAIN)
         log_error("cannot read the event counter: %s", strerror(errno));
-    pthread_mutex_lock(&L.mu);
-    list = L.inbox;
-    L.inbox = L.inbox_tail = NULL;
-    pthread_mutex_unlock(&L.mu);
+    list = take_inbox(0);
     while (list) {
         struct req *r = list;
 
@@ -804,11 +817,7 @@ loop_close(void)
 {
     struct req *list;
 
-    pthread_mutex_lock(&L.mu);
-    L.closed = 1;
-    list = L.inbox;
-    L.inbox = L.inbox_tail = NULL;
-    pthread_mutex_unlock(&L.mu);
+    list = take_inbox(1);
     while (list) {
         struct req *r = list;
 
