@@ -74,7 +74,9 @@ config_load(void)
     if (config.socket_path && !*config.socket_path)
         config.socket_path = NULL;
     if (integer("WEB_CONCURRENCY", cpus > 0 ? cpus : 1, 1, 256, &workers) < 0 ||
-        integer("PGCHAT_THREADS", 8, 1, 256, &threads) < 0 ||
+        /* Accept threads never wait on the database, so two keep up with
+         * nginx; more only contend (make bench: a worse fan-out with 8). */
+        integer("PGCHAT_THREADS", 2, 1, 256, &threads) < 0 ||
         integer("PGCHAT_MAX_MESSAGE", 4096, 1, 60000, &max_message) < 0 ||
         seconds_ms("PGCHAT_RECV_TIMEOUT", 20, 0.1, 3600,
                    &config.recv_timeout_ms) < 0 ||
