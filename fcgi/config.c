@@ -73,6 +73,9 @@ config_load(void)
     config.socket_path = getenv("PGCHAT_SOCKET");
     if (config.socket_path && !*config.socket_path)
         config.socket_path = NULL;
+    config.write_socket_path = getenv("PGCHAT_WRITE_SOCKET");
+    if (config.write_socket_path && !*config.write_socket_path)
+        config.write_socket_path = NULL;
     if (integer("WEB_CONCURRENCY", cpus > 0 ? cpus : 1, 1, 256, &workers) < 0 ||
         /* Accept threads never wait on the database, so two keep up with
          * nginx; more only contend (make bench: a worse fan-out with 8). */

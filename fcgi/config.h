@@ -9,6 +9,7 @@ struct config {
     const char *database_url;        /* DATABASE_URL */
     const char *listen_database_url; /* LISTEN_DATABASE_URL, else the same */
     const char *socket_path;         /* PGCHAT_SOCKET; NULL: inherited fd 0 */
+    const char *write_socket_path;   /* PGCHAT_WRITE_SOCKET; NULL: none */
     int workers;                     /* WEB_CONCURRENCY, default: CPUs */
     int threads;                     /* PGCHAT_THREADS: accept threads */
     int recv_timeout_ms;             /* PGCHAT_RECV_TIMEOUT (s): ping after */

@@ -30,35 +30,52 @@
 #define MAIN_READY_MS 5000 /* a new worker should accept by then */
 
 static pid_t *pids;
+static int write_fd = -1; /* the writes' own socket, or -1 */
+
+/* Binds path (a unix socket, or "host:port"). Returns the socket, or -1. */
+static int
+bind_socket(const char *path)
+{
+    int fd;
+
+    /* libfcgi reads "host:port" as TCP, anything else as a unix socket,
+     * which may be a leftover from a crash. */
+    if (!strchr(path, ':'))
+        unlink(path);
+    fd = FCGX_OpenSocket(path, MAIN_BACKLOG);
+    if (fd < 0) {
+        log_error("cannot listen on '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (!strchr(path, ':'))
+        chmod(path, 0660);
+    return fd;
+}
+
+static void
+unlink_socket(const char *path)
+{
+    if (path && !strchr(path, ':'))
+        unlink(path);
+}
 
 /* Returns the listening socket, or -1. */
 static int
 open_socket(void)
 {
-    int fd, listening = 0;
+    int listening = 0;
     socklen_t len = sizeof(listening);
 
-    if (!config.socket_path) {
-        /* Inherited from a process manager, as for any FastCGI app. */
-        if (getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
-            !listening) {
-            log_error("PGCHAT_SOCKET is not set and fd 0 is not a listening "
-                      "socket");
-            return -1;
-        }
-        return 0;
-    }
-    /* libfcgi reads "host:port" as TCP, anything else as a unix socket,
-     * which may be a leftover from a crash. */
-    if (!strchr(config.socket_path, ':'))
-        unlink(config.socket_path);
-    fd = FCGX_OpenSocket(config.socket_path, MAIN_BACKLOG);
-    if (fd < 0) {
-        log_error("cannot listen on '%s': %s", config.socket_path,
-                  strerror(errno));
+    if (config.socket_path)
+        return bind_socket(config.socket_path);
+    /* Inherited from a process manager, as for any FastCGI app. */
+    if (getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+        !listening) {
+        log_error("PGCHAT_SOCKET is not set and fd 0 is not a listening "
+                  "socket");
         return -1;
     }
-    return fd;
+    return 0;
 }
 
 /* Forks a worker and waits until it accepts (or 5 s), so that a rolling
@@ -76,7 +93,7 @@ spawn(int listen_fd)
     pid = fork();
     if (pid == 0) {
         close(ready[0]);
-        worker_run(listen_fd, ready[1]);
+        worker_run(listen_fd, write_fd, ready[1]);
     }
     close(ready[1]);
     if (pid < 0) {
@@ -174,8 +191,8 @@ supervise(int listen_fd)
         if (sig == SIGTERM || sig == SIGINT) {
             /* New connections now fail at once, and nginx reports the
              * responder as unavailable; accepted ones are answered. */
-            if (config.socket_path && !strchr(config.socket_path, ':'))
-                unlink(config.socket_path);
+            unlink_socket(config.socket_path);
+            unlink_socket(config.write_socket_path);
             log_info("stopping %d workers", config.workers);
             stop_workers();
             return 0;
@@ -234,14 +251,19 @@ main(void)
     listen_fd = open_socket();
     if (listen_fd < 0)
         return 1;
-    if (config.socket_path && !strchr(config.socket_path, ':'))
-        chmod(config.socket_path, 0660);
+    if (config.write_socket_path) {
+        write_fd = bind_socket(config.write_socket_path);
+        if (write_fd < 0)
+            return 1;
+    }
 
     pids = xcalloc(config.workers, sizeof(*pids));
     for (int i = 0; i < config.workers; i++)
         pids[i] = spawn(listen_fd);
-    log_info("listening on %s with %d workers",
-             config.socket_path ? config.socket_path : "fd 0", config.workers);
+    log_info("listening on %s%s%s with %d workers",
+             config.socket_path ? config.socket_path : "fd 0",
+             write_fd >= 0 ? ", writes on " : "",
+             write_fd >= 0 ? config.write_socket_path : "", config.workers);
     rc = supervise(listen_fd);
     free(pids);
     log_info("stopped");

@@ -79,14 +79,16 @@ stop_accepting(pthread_t *threads, int n)
 }
 
 void
-worker_run(int listen_fd, int ready_fd)
+worker_run(int listen_fd, int write_fd, int ready_fd)
 {
-    static int fd;
+    static int fds[2];
     struct sigaction wake = {.sa_handler = on_wake};
     pthread_t *threads;
+    int nthreads = config.threads + (write_fd >= 0);
     sigset_t mask;
 
-    fd = listen_fd;
+    fds[0] = listen_fd;
+    fds[1] = write_fd;
     /* A worker must not outlive its parent, which alone restarts it. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1)
@@ -109,15 +111,18 @@ worker_run(int listen_fd, int ready_fd)
 
     if (loop_init() < 0 || writer_start() < 0)
         exit(1);
-    threads = xcalloc(config.threads, sizeof(*threads));
-    for (int i = 0; i < config.threads; i++) {
-        if (pthread_create(&threads[i], NULL, accept_main, &fd) != 0) {
+    threads = xcalloc(nthreads, sizeof(*threads));
+    for (int i = 0; i < nthreads; i++) {
+        int *fd = i < config.threads ? &fds[0] : &fds[1];
+
+        if (pthread_create(&threads[i], NULL, accept_main, fd) != 0) {
             log_error("cannot start an accept thread: %s", strerror(errno));
             exit(1);
         }
         accept_threads++;
     }
-    log_info("worker started with %d accept threads", config.threads);
+    log_info("worker started with %d accept threads%s", config.threads,
+             write_fd >= 0 ? " and one for writes" : "");
     /* Tells the parent this worker accepts now (see main.c, spawn). */
     if (ready_fd >= 0) {
         if (write(ready_fd, "", 1) < 0)
@@ -126,11 +131,11 @@ worker_run(int listen_fd, int ready_fd)
     }
 
     loop_run();
-    stop_accepting(threads, config.threads);
+    stop_accepting(threads, nthreads);
     loop_finish();
     writer_stop();
     loop_close();
-    for (int i = 0; i < config.threads; i++)
+    for (int i = 0; i < nthreads; i++)
         pthread_join(threads[i], NULL);
     free(threads);
     log_info("worker stopped");
