@@ -58,7 +58,7 @@ fcgi/pgchat: $(SRC) $(HDR) | deps
 fcgi/pgchat-asan: $(SRC) $(HDR) | deps
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $(SRC) $(LIBS)
 
-build/unit/%: t/unit/%.c t/unit/tap.h $(LIB_SRC) $(HDR) | deps
+build/unit/%: t/unit/%.c t/unit/tap.h t/unit/testlib.h $(LIB_SRC) $(HDR) | deps
 	@mkdir -p build/unit
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Ifcgi -o $@ $< $(LIB_SRC) $(LIBS)
 
@@ -94,10 +94,11 @@ bench: fcgi/pgchat
 	@bash bench/run $(BENCH_FLAGS)
 
 fmt:
-	clang-format -i $(SRC) $(HDR) $(UNIT_SRC) t/unit/tap.h
+	clang-format -i $(SRC) $(HDR) $(UNIT_SRC) t/unit/tap.h t/unit/testlib.h
 
 fmt-check: | test-deps
-	@clang-format --dry-run --Werror $(SRC) $(HDR) $(UNIT_SRC) t/unit/tap.h
+	@clang-format --dry-run --Werror $(SRC) $(HDR) $(UNIT_SRC) t/unit/tap.h \
+	    t/unit/testlib.h
 
 clean:
 	rm -rf build fcgi/pgchat fcgi/pgchat-asan

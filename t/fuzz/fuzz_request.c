@@ -26,6 +26,8 @@
 #include "valid.h"
 #include "views.h"
 
+#include "testlib.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CHECK(cond, ...)                                                       \
@@ -158,53 +160,6 @@ ref_charset(const char *s, size_t len, size_t max, const char *extra)
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
               (c >= '0' && c <= '9') || (c && strchr(extra, c))))
             return 0;
-    }
-    return 1;
-}
-
-/* Well-formed UTF-8 by the table of the Unicode standard (3.9, table 3-7),
- * without NUL. */
-static int
-ref_utf8(const char *str, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned char c = s[i];
-        unsigned char lo = 0x80, hi = 0xbf;
-        size_t n;
-
-        if (c == 0)
-            return 0;
-        if (c <= 0x7f) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 1;
-        else if (c == 0xe0)
-            n = 2, lo = 0xa0;
-        else if (c == 0xed)
-            n = 2, hi = 0x9f;
-        else if (c >= 0xe1 && c <= 0xef)
-            n = 2;
-        else if (c == 0xf0)
-            n = 3, lo = 0x90;
-        else if (c == 0xf4)
-            n = 3, hi = 0x8f;
-        else if (c >= 0xf1 && c <= 0xf3)
-            n = 3;
-        else
-            return 0;
-        if (i + n >= len)
-            return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (size_t k = 2; k <= n; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-                return 0;
-        i += n + 1;
     }
     return 1;
 }

@@ -12,29 +12,12 @@
 #include "query.h"
 #include "store.h"
 #include "tap.h"
+#include "testlib.h"
 #include "token.h"
 #include "valid.h"
 #include "views.h"
 
 /* --- the decoder --------------------------------------------------------- */
-
-static const char *
-get(const char *input, size_t len, const char *key)
-{
-    static char buf[256];
-    struct query q;
-    const char *v;
-
-    if (query_parse(&q, input, len) < 0) {
-        query_release(&q);
-        return "(refused)";
-    }
-    v = query_get(&q, key);
-    if (v)
-        snprintf(buf, sizeof(buf), "%s", v);
-    query_release(&q);
-    return v ? buf : NULL;
-}
 
 static const struct {
     const char *input, *key, *want, *name;
@@ -65,13 +48,13 @@ test_decode(void)
     struct query q;
 
     for (size_t i = 0; i < sizeof(decode) / sizeof(decode[0]); i++)
-        is_str(get(decode[i].input, strlen(decode[i].input), decode[i].key),
+        is_str(decoded(decode[i].input, strlen(decode[i].input), decode[i].key),
                decode[i].want, "decode: %s", decode[i].name);
     ok(!valid_utf8("\xc0\x80", 2), "...and refused as text");
-    is_str(get(raw, sizeof(raw) - 1, "text"), "(refused)",
+    is_str(decoded(raw, sizeof(raw) - 1, "text"), "(refused)",
            "decode: a raw NUL at the very end");
-    is_str(get("text=%0", 7, "text"), "%0", "decode: %%0 at the very end");
-    is_str(get("text=%00", 7, "text"), "%0",
+    is_str(decoded("text=%0", 7, "text"), "%0", "decode: %%0 at the very end");
+    is_str(decoded("text=%00", 7, "text"), "%0",
            "decode: the length is respected (%%00 cut to %%0)");
     ok(query_parse(&q, "nick=a", 0) == 0 && !query_get(&q, "nick"),
        "decode: a length of 0 is an empty query");
@@ -80,49 +63,10 @@ test_decode(void)
 
 /* --- UTF-8, exhaustively ----------------------------------------------- */
 
-/* Well-formed byte sequences, from the Unicode standard (3.9, table 3-7). */
-static int
-ref_utf8(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned char c = s[i], lo = 0x80, hi = 0xbf;
-        size_t n;
-
-        if (c == 0)
-            return 0;
-        if (c <= 0x7f) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            lo = c == 0xe0 ? 0xa0 : 0x80;
-            hi = c == 0xed ? 0x9f : 0xbf;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            lo = c == 0xf0 ? 0x90 : 0x80;
-            hi = c == 0xf4 ? 0x8f : 0xbf;
-        } else {
-            return 0;
-        }
-        if (i + n >= len || s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (size_t k = 2; k <= n; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-                return 0;
-        i += n + 1;
-    }
-    return 1;
-}
-
 static int
 utf8_differs(const unsigned char *s, size_t len)
 {
-    return valid_utf8((const char *)s, len) != ref_utf8(s, len);
+    return valid_utf8((const char *)s, len) != ref_utf8((const char *)s, len);
 }
 
 static void

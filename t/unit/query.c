@@ -3,24 +3,7 @@
 
 #include "query.h"
 #include "tap.h"
-
-static const char *
-get(const char *input, const char *key)
-{
-    static char buf[256];
-    struct query q;
-    const char *v;
-
-    if (query_parse(&q, input, strlen(input)) < 0) {
-        query_release(&q);
-        return "(refused)";
-    }
-    v = query_get(&q, key);
-    if (v)
-        snprintf(buf, sizeof(buf), "%s", v);
-    query_release(&q);
-    return v ? buf : NULL;
-}
+#include "testlib.h"
 
 static const struct {
     const char *input, *key, *want, *name;
@@ -50,8 +33,8 @@ main(void)
     const char raw_nul[] = "nick=a\0b";
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        is_str(get(cases[i].input, cases[i].key), cases[i].want, "%s",
-               cases[i].name);
+        is_str(decoded(cases[i].input, strlen(cases[i].input), cases[i].key),
+               cases[i].want, "%s", cases[i].name);
     ok(query_parse(&q, raw_nul, sizeof(raw_nul) - 1) < 0,
        "a raw NUL byte is refused");
     query_release(&q);
