@@ -14,7 +14,7 @@ SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all \
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS     = -lfcgi $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 SRC      = $(wildcard fcgi/*.c)
 HDR      = $(wildcard fcgi/*.h)
@@ -26,9 +26,9 @@ UNIT_BIN = $(patsubst t/unit/%.c,build/unit/%,$(UNIT_SRC))
 # Debian packages, each with the file that proves it is there (bin/deps
 # installs the missing ones). Building and running need the first list;
 # the tests, the fuzzer and the browser also the second.
-DEBS     = build-essential pkg-config libfcgi-dev libjson-c-dev \
+DEBS     = build-essential pkg-config libjson-c-dev \
            liburiparser-dev libpq-dev postgresql nginx perl
-DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config /usr/include/fcgiapp.h \
+DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config \
            /usr/include/json-c/json.h /usr/include/uriparser/Uri.h \
            /usr/include/postgresql/libpq-fe.h /usr/lib/postgresql/15/bin/postgres \
            /usr/sbin/nginx /usr/bin/prove
@@ -39,9 +39,13 @@ TEST_DEB_CHECK = /usr/bin/clang-format /usr/bin/chromium /usr/bin/node \
            /usr/bin/clang \
            /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a \
            /usr/bin/spawn-fcgi /bin/ip
+# The benchmark's ceiling is a trivial libfcgi responder (bench/ceiling.c);
+# pgchat itself speaks FastCGI without libfcgi (fcgi/fastcgi.c).
+BENCH_DEBS = libfcgi-dev
+BENCH_DEB_CHECK = /usr/include/fcgiapp.h
 
 .PHONY: all deps test-deps run test unit migrate fmt fmt-check clean soak \
-        fuzz bench
+        fuzz bench bench-deps
 
 all: fcgi/pgchat
 
@@ -50,6 +54,9 @@ deps:
 
 test-deps: | deps
 	@sh bin/deps $(TEST_DEB_CHECK) -- $(TEST_DEBS)
+
+bench-deps: | deps
+	@sh bin/deps $(BENCH_DEB_CHECK) -- $(BENCH_DEBS)
 
 fcgi/pgchat: $(SRC) $(HDR) | deps
 	$(CC) $(ALL_CFLAGS) -o $@ $(SRC) $(LIBS)
@@ -90,7 +97,7 @@ FUZZ_SECONDS ?= 60
 fuzz: | test-deps
 	@sh t/fuzz/run $(FUZZ_SECONDS)
 
-bench: fcgi/pgchat
+bench: fcgi/pgchat bench-deps
 	@bash bench/run $(BENCH_FLAGS)
 
 fmt:

@@ -58,7 +58,7 @@ int
 config_load(void)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    long workers, threads, max_message, rate_limit, room_sessions;
+    long workers, max_message, rate_limit, room_sessions;
     long send_rate, send_burst, retention;
     int session_ms;
 
@@ -77,9 +77,6 @@ config_load(void)
     if (config.write_socket_path && !*config.write_socket_path)
         config.write_socket_path = NULL;
     if (integer("WEB_CONCURRENCY", cpus > 0 ? cpus : 1, 1, 256, &workers) < 0 ||
-        /* Accept threads never wait on the database, so two keep up with
-         * nginx; more only contend (make bench: a worse fan-out with 8). */
-        integer("PGCHAT_THREADS", 2, 1, 256, &threads) < 0 ||
         integer("PGCHAT_MAX_MESSAGE", 4096, 1, 60000, &max_message) < 0 ||
         seconds_ms("PGCHAT_RECV_TIMEOUT", 20, 0.1, 3600,
                    &config.recv_timeout_ms) < 0 ||
@@ -100,7 +97,6 @@ config_load(void)
     /* 0 tells the database there is no cap. */
     config.room_sessions = rate_limit ? (int)room_sessions : 0;
     config.workers = (int)workers;
-    config.threads = (int)threads;
     config.max_message = (size_t)max_message;
     config.session_timeout_s = session_ms / 1000 ? session_ms / 1000 : 1;
     return 0;

@@ -11,7 +11,6 @@ struct config {
     const char *socket_path;         /* PGCHAT_SOCKET; NULL: inherited fd 0 */
     const char *write_socket_path;   /* PGCHAT_WRITE_SOCKET; NULL: none */
     int workers;                     /* WEB_CONCURRENCY, default: CPUs */
-    int threads;                     /* PGCHAT_THREADS: accept threads */
     int recv_timeout_ms;             /* PGCHAT_RECV_TIMEOUT (s): ping after */
     int session_timeout_s;           /* PGCHAT_SESSION_TIMEOUT (s) */
     int sweep_interval_ms;           /* PGCHAT_SWEEP_INTERVAL (s) */

@@ -10,13 +10,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <fcgiapp.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,23 +33,75 @@
 static pid_t *pids;
 static int write_fd = -1; /* the writes' own socket, or -1 */
 
-/* Binds path (a unix socket, or "host:port"). Returns the socket, or -1. */
+/* Listens on "host:port" (":port": every address). Returns the socket or
+ * -1. */
+static int
+listen_tcp(const char *spec)
+{
+    const char *colon = strrchr(spec, ':');
+    char host[256];
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai;
+    int fd = -1, one = 1, rc;
+
+    if ((size_t)(colon - spec) >= sizeof(host)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(host, spec, colon - spec);
+    host[colon - spec] = '\0';
+    rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &ai);
+    if (rc != 0) {
+        log_error("cannot resolve '%s': %s", spec, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 &&
+        (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+         bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+         listen(fd, MAIN_BACKLOG) < 0)) {
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* Listens on the unix socket at path, replacing a leftover from a crash.
+ * Returns the socket or -1. */
+static int
+listen_unix(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    unlink(path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+                    listen(fd, MAIN_BACKLOG) < 0)) {
+        close(fd);
+        return -1;
+    }
+    if (fd >= 0)
+        chmod(path, 0660);
+    return fd;
+}
+
+/* Binds path: "host:port" is TCP (as for libfcgi and spawn-fcgi), anything
+ * else a unix socket. Returns the socket, or -1. */
 static int
 bind_socket(const char *path)
 {
-    int fd;
+    int fd = strchr(path, ':') ? listen_tcp(path) : listen_unix(path);
 
-    /* libfcgi reads "host:port" as TCP, anything else as a unix socket,
-     * which may be a leftover from a crash. */
-    if (!strchr(path, ':'))
-        unlink(path);
-    fd = FCGX_OpenSocket(path, MAIN_BACKLOG);
-    if (fd < 0) {
+    if (fd < 0)
         log_error("cannot listen on '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    if (!strchr(path, ':'))
-        chmod(path, 0660);
     return fd;
 }
 
@@ -235,11 +288,6 @@ main(void)
         return 2;
     config.starttime = now_ms();
 
-    if (FCGX_Init() != 0) {
-        log_error("cannot initialise libfcgi");
-        return 1;
-    }
-    /* FCGX_Init installs its own handlers; ours come after. */
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);

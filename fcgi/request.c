@@ -1,21 +1,21 @@
 /* request.c -- one FastCGI request: parameters, bounded body, replies.
  *
- * libfcgi's close waits up to two seconds for the peer to close first
- * (OS_Close shuts the socket down and reads until EOF). nginx closes only
- * once it has read the whole reply, so that wait is a round trip through
- * nginx on every request, taken on the thread that replies -- for a fan-out
- * the event loop. Replies here are complete when FCGX_Finish_r() closes, and
- * on a unix socket there is no RST to lose them to, so requests are marked
- * detached, which makes libfcgi close at once.
+ * A reply is one writev(2) of its records (fastcgi.c); the connection then
+ * goes back to the server thread for the next request, which is what lets
+ * nginx keep it (fastcgi_keep_conn) instead of connecting anew each time.
  */
 #define _GNU_SOURCE
 #include "request.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
+#include "server.h"
 #include "util.h"
 
 static enum req_method
@@ -40,34 +40,28 @@ is_form(const char *type)
            (type[n] == '\0' || type[n] == ';' || type[n] == ' ');
 }
 
-/* Reads a form body into r->form, or sets r->body_status. */
+/* Decodes the form body in (already read whole, up to REQ_MAX_BODY) into
+ * r->form, or sets r->body_status. */
 static void
-read_body(struct req *r)
+read_body(struct req *r, const struct fcgi_in *in)
 {
-    const char *cl = FCGX_GetParam("CONTENT_LENGTH", r->fcgx.envp);
+    const char *cl = fcgi_param(&r->params, "CONTENT_LENGTH");
     long len = cl && *cl ? strtol(cl, NULL, 10) : 0;
-    char *body;
-    int got = 0, n;
 
     if (len <= 0)
         return;
-    if (len > REQ_MAX_BODY) {
+    if (len > REQ_MAX_BODY || in->body_over) {
         r->body_status = 413;
         return;
     }
-    if (!is_form(FCGX_GetParam("CONTENT_TYPE", r->fcgx.envp))) {
+    if (!is_form(fcgi_param(&r->params, "CONTENT_TYPE"))) {
         r->body_status = 415;
         return;
     }
-    body = xmalloc(len);
-    while (got < len &&
-           (n = FCGX_GetStr(body + got, len - got, r->fcgx.in)) > 0)
-        got += n;
-    if (got != len)
+    if ((size_t)len != in->blen)
         r->body_status = 400;
-    else if (query_parse(&r->form, body, len) < 0)
+    else if (query_parse(&r->form, in->body, in->blen) < 0)
         r->bad_input = 1;
-    free(body);
 }
 
 /* The endpoint's name in uri: what follows base (PGCHAT_BASE, set by
@@ -87,27 +81,24 @@ route_name(const char *uri, const char *base)
 }
 
 struct req *
-req_accept(int listen_fd)
+req_new(struct conn *c)
 {
     struct req *r = xcalloc(1, sizeof(*r));
     const char *uri, *qs;
 
-    if (FCGX_InitRequest(&r->fcgx, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0 ||
-        FCGX_Accept_r(&r->fcgx) < 0) {
-        FCGX_Free(&r->fcgx, 1);
-        free(r);
-        return NULL;
-    }
-    r->method = parse_method(FCGX_GetParam("REQUEST_METHOD", r->fcgx.envp));
-    uri = FCGX_GetParam("DOCUMENT_URI", r->fcgx.envp);
+    r->conn = c;
+    if (fcgi_params_decode(&r->params, c->in.params, c->in.plen) < 0)
+        r->bad_input = 1;
+    r->method = parse_method(fcgi_param(&r->params, "REQUEST_METHOD"));
+    uri = fcgi_param(&r->params, "DOCUMENT_URI");
     if (!uri)
-        uri = FCGX_GetParam("SCRIPT_NAME", r->fcgx.envp);
-    r->path = route_name(uri, FCGX_GetParam("PGCHAT_BASE", r->fcgx.envp));
-    qs = FCGX_GetParam("QUERY_STRING", r->fcgx.envp);
+        uri = fcgi_param(&r->params, "SCRIPT_NAME");
+    r->path = route_name(uri, fcgi_param(&r->params, "PGCHAT_BASE"));
+    qs = fcgi_param(&r->params, "QUERY_STRING");
     if (qs && query_parse(&r->query, qs, strlen(qs)) < 0)
         r->bad_input = 1;
     if (r->method == REQ_POST)
-        read_body(r);
+        read_body(r, &c->in);
     return r;
 }
 
@@ -149,42 +140,85 @@ reason(int status)
 static void
 req_free(struct req *r)
 {
+    fcgi_params_release(&r->params);
     query_release(&r->query);
     query_release(&r->form);
     free(r->token);
     free(r);
 }
 
+/* Writes iov[0..n) whole. Returns 0, or -1 when the web server has gone
+ * (or stopped reading for longer than the send timeout, see server.c). */
+static int
+write_all(int fd, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        ssize_t w = writev(fd, iov, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        while (n > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
 void
 req_reply(struct req *r, int status, const char *body, size_t len)
 {
+    struct conn *c = r->conn;
     char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "Status: %d %s\r\n"
-                     "Content-Type: application/json; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\n"
-                     "\r\n",
-                     status, reason(status), len);
+    size_t blen = r->method == REQ_HEAD ? 0 : len, total;
+    unsigned char small_hdrs[64], *hdrs = small_hdrs;
+    struct iovec small_iov[8], *iov = small_iov;
+    int n, ok;
 
-    FCGX_PutStr(head, n, r->fcgx.out);
-    if (r->method != REQ_HEAD)
-        FCGX_PutStr(body, (int)len, r->fcgx.out);
-    r->fcgx.detached = 1;
-    FCGX_Finish_r(&r->fcgx);
+    n = snprintf(head, sizeof(head),
+                 "Status: %d %s\r\n"
+                 "Content-Type: application/json; charset=utf-8\r\n"
+                 "Content-Length: %zu\r\n"
+                 "Cache-Control: no-store\r\n"
+                 "\r\n",
+                 status, reason(status), len);
+    total = (size_t)n + blen;
+
+    /* Replies above 65535 bytes take several records: rare, allocated. */
+    if (fcgi_reply_hdrs(total) > sizeof(small_hdrs) ||
+        fcgi_reply_iovs(total) > sizeof(small_iov) / sizeof(small_iov[0])) {
+        hdrs = xmalloc(fcgi_reply_hdrs(total));
+        iov = xmalloc(fcgi_reply_iovs(total) * sizeof(*iov));
+    }
+    ok = write_all(c->fd, iov,
+                   fcgi_reply(c->id, head, (size_t)n, body, blen, hdrs, iov)) ==
+         0;
+    if (hdrs != small_hdrs) {
+        free(hdrs);
+        free(iov);
+    }
     req_free(r);
+    server_done(c, ok);
 }
 
 void
 req_drop(struct req *r)
 {
-    r->fcgx.detached = 1;
-    FCGX_Free(&r->fcgx, 1);
+    struct conn *c = r->conn;
+
     req_free(r);
+    server_done(c, 0);
 }
 
 int
 req_fd(const struct req *r)
 {
-    return r->fcgx.ipcFd;
+    return r->conn->fd;
 }

@@ -1,17 +1,17 @@
 /* request.h -- one FastCGI request: its parameters, bounded body, decoded
  * query and form, and the reply that finishes it.
  *
- * A struct req moves between threads: an accept thread fills it, and then
+ * A struct req moves between threads: the server thread makes it, and then
  * exactly one thread (the same one, the writer or the event loop) replies
- * or drops it, which frees it.
+ * or drops it, which frees it and passes its connection on.
  */
 #ifndef PGCHAT_REQUEST_H
 #define PGCHAT_REQUEST_H
 
-#include <fcgiapp.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fastcgi.h"
 #include "query.h"
 
 /* Bodies above this are refused with 413; nginx's client_max_body_size is
@@ -21,11 +21,13 @@
 enum req_method { REQ_GET = 1, REQ_HEAD = 2, REQ_POST = 4, REQ_OTHER = 8 };
 
 struct room;
+struct conn;
 
 struct req {
-    FCGX_Request fcgx;
+    struct conn *conn; /* owned until the reply */
+    struct fcgi_params params;
     enum req_method method;
-    const char *path;   /* borrowed from fcgx: the part after the last '/' */
+    const char *path;   /* borrowed from params: the endpoint's name */
     struct query query; /* the query string */
     struct query form;  /* the body of a form POST */
     int bad_input;      /* query or body could not be decoded */
@@ -45,22 +47,24 @@ struct req {
     int64_t deadline; /* mono_ms() at which a parked request gets a ping */
 };
 
-/* Blocks until a request arrives on listen_fd. Returns it, read and
- * decoded, for the caller to finish with req_reply() or req_drop(); or NULL
- * when accepting failed. */
-struct req *req_accept(int listen_fd);
+/* Returns the request that c has just read whole (c->in), decoded, for the
+ * caller to finish with req_reply() or req_drop(); it takes c along. The
+ * caller then resets c->in. */
+struct req *req_new(struct conn *c);
 
 /* Borrowed: the named parameter from the form body, else the query string;
  * NULL when absent. */
 const char *req_param(const struct req *r, const char *name);
 
-/* Takes r: sends status and the JSON body, finishes and frees it. */
+/* Takes r: sends status and the JSON body, frees r, and gives its
+ * connection back for the next request (or closes it). */
 void req_reply(struct req *r, int status, const char *body, size_t len);
 
 /* Takes r: closes the connection without a reply (the client left). */
 void req_drop(struct req *r);
 
-/* The connection's file descriptor, to watch for the client leaving. */
+/* The connection's file descriptor, to watch for the client leaving (the
+ * web server then closes it). */
 int req_fd(const struct req *r);
 
 #endif

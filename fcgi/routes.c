@@ -2,7 +2,7 @@
  * before it reaches the database.
  *
  * Everything that can be decided from the request alone is decided here, on
- * the accept thread, so that the writer thread and the event loop only ever
+ * the server thread, so that the writer thread and the event loop only ever
  * see well-formed requests.
  */
 #include "routes.h"

@@ -9,7 +9,7 @@
 #include "request.h"
 
 /* Takes r: replies at once (errors, 404, 405) or hands r to the writer
- * thread or the event loop, which reply later. Called by accept threads. */
+ * thread or the event loop, which reply later. Called by the server thread. */
 void routes_handle(struct req *r);
 
 /* Takes r: replies {"error":message} with status. */

@@ -1,4 +1,4 @@
-/* worker.h -- one worker process: accept threads, the writer thread and the
+/* worker.h -- one worker process: the server thread, the writer thread and the
  * event loop around one listening socket. */
 #ifndef PGCHAT_WORKER_H
 #define PGCHAT_WORKER_H

@@ -1,7 +1,7 @@
 /* writer.c -- the worker's writer thread: joins, parts, who, and sends
  * stored by group commit.
  *
- * Accept threads queue requests here and go back to accepting. The thread
+ * The server thread queues requests here and goes back to reading. The thread
  * takes everything queued at once: all the sends become one transaction with
  * one wake-up per room (migrations: chat_send), so while one commit is being
  * flushed the next batch gathers by itself. Each send is answered only once

@@ -9,7 +9,9 @@
  * well-formed UTF-8 through the views (views.c): the body must be valid
  * JSON in valid UTF-8 that json-c reads back to exactly the same bytes. The
  * text[] literal the store sends to PostgreSQL (store_array_literal) is read
- * back the way PostgreSQL reads it, too.
+ * back the way PostgreSQL reads it, too. And the input as a FastCGI byte
+ * stream (fastcgi.c): parsed whole and in two pieces, which must agree,
+ * and its name-value pairs decoded.
  *
  * Any difference aborts, which libFuzzer reports as a crash. Built and run
  * by t/fuzz/run.
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastcgi.h"
 #include "msg.h"
 #include "query.h"
 #include "store.h"
@@ -468,6 +471,64 @@ check_query(const char *s, size_t n, size_t max)
     ref_free(&r);
 }
 
+/* --- FastCGI -------------------------------------------------------------- */
+
+/* Parses data as a stream, cut at split: the records used, the status and
+ * the request must not depend on how the bytes arrive. */
+static enum fcgi_status
+feed_split(struct fcgi_in *in, const char *data, size_t size, size_t split,
+           size_t *used)
+{
+    enum fcgi_status st;
+    size_t u1;
+    char *rest;
+
+    st = fcgi_feed(in, data, split, &u1);
+    CHECK(u1 <= split, "used more than given");
+    if (st != FCGI_MORE) {
+        *used = u1;
+        return st;
+    }
+    /* As server.c does: what was not used comes again, with more. */
+    rest = malloc(size - u1 + 1);
+    memcpy(rest, data + u1, size - u1);
+    st = fcgi_feed(in, rest, size - u1, used);
+    free(rest);
+    *used += u1;
+    return st;
+}
+
+static void
+check_fastcgi(const char *data, size_t size, size_t split)
+{
+    struct fcgi_in a = {.max_body = 64}, b = {.max_body = 64};
+    struct fcgi_params p;
+    size_t ua, ub;
+    enum fcgi_status sa = fcgi_feed(&a, data, size, &ua);
+    enum fcgi_status sb = feed_split(&b, data, size, split % (size + 1), &ub);
+
+    CHECK(sa == sb, "whole: %d, in two pieces: %d", sa, sb);
+    if (sa == FCGI_READY && sb == FCGI_READY) {
+        CHECK(ua == ub, "used %zu whole, %zu in pieces", ua, ub);
+        CHECK(a.plen == b.plen && memcmp(a.params, b.params, a.plen) == 0,
+              "the parameters differ");
+        CHECK(a.blen == b.blen && a.blen <= a.max_body &&
+                  memcmp(a.body, b.body, a.blen) == 0 &&
+                  a.body_over == b.body_over,
+              "the bodies differ");
+        if (fcgi_params_decode(&p, a.params, a.plen) == 0)
+            for (size_t i = 0; i < p.n; i++)
+                CHECK(fcgi_param(&p, p.names[i]) != NULL, "a name is lost");
+        fcgi_params_release(&p);
+    }
+    fcgi_in_reset(&a);
+    fcgi_in_reset(&b);
+    /* The whole input as name-value pairs. */
+    if (fcgi_params_decode(&p, data, size) == 0)
+        CHECK(p.n <= size / 2, "%zu pairs from %zu bytes", p.n, size);
+    fcgi_params_release(&p);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -490,5 +551,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (strlen(buf) == size)
         check_value(buf, size, max, 1);
     free(buf);
+
+    body = malloc(size ? size : 1);
+    memcpy(body, data, size);
+    check_fastcgi(body, size, size ? (size_t)data[size - 1] * 7 : 0);
+    free(body);
     return 0;
 }
