@@ -27,6 +27,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "request.h"
@@ -34,6 +35,10 @@
 #include "util.h"
 
 #define SERVER_EVENTS 256
+/* A reply is written whole, blocking, by whichever thread answers (for a
+ * fan-out the event loop); a web server that stops reading for this long
+ * loses the connection instead of stalling that thread. */
+#define SERVER_SEND_TIMEOUT_S 10
 /* A whole record (header, 65535 bytes of content, padding) fits. */
 #define SERVER_READ (8 + 65535 + 255)
 
@@ -149,6 +154,8 @@ allowed(int fd)
 static void
 on_listen(int lfd)
 {
+    struct timeval send_timeout = {SERVER_SEND_TIMEOUT_S, 0};
+
     for (;;) {
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         struct conn *c;
@@ -160,7 +167,9 @@ on_listen(int lfd)
                 log_warn("cannot accept: %s", strerror(errno));
             return;
         }
-        if (!allowed(fd)) {
+        if (!allowed(fd) ||
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
+                       sizeof(send_timeout)) < 0) {
             close(fd);
             continue;
         }

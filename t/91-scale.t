@@ -325,7 +325,7 @@ CONF
 
 SKIP: {
     my $ip = (grep { -x } '/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip')[0];
-    skip 'network namespaces need root and iproute2', 15 unless $> == 0 && $ip;
+    skip 'network namespaces need root and iproute2', 18 unless $> == 0 && $ip;
     # Both hosts are namespaces of our own, joined by a veth pair; the
     # addresses (198.18.0.0/15, set aside for test networks) exist only in
     # there. The database stays on its unix socket, which is a file and so
@@ -333,10 +333,10 @@ SKIP: {
     my ($ns_a, $ns_b) = ("pgchat$$" . 'a', "pgchat$$" . 'b');
     my ($ip_a, $ip_b) = ('198.18.0.1', '198.18.0.2');
     if (system("$ip netns add $ns_a 2>/dev/null") != 0) {
-        skip 'cannot create network namespaces here', 15;
+        skip 'cannot create network namespaces here', 18;
     }
     push @netns, $ns_a;
-    system("$ip netns add $ns_b") == 0 or skip 'cannot create two network namespaces', 15;
+    system("$ip netns add $ns_b") == 0 or skip 'cannot create two network namespaces', 18;
     push @netns, $ns_b;
     my $veth = "pgc$$";
     my @setup = (
@@ -347,13 +347,13 @@ SKIP: {
         "-n $ns_a link set lo up", "-n $ns_b link set lo up",
     );
     for my $cmd (@setup) {
-        system("$ip $cmd") == 0 or skip "ip $cmd failed", 15;
+        system("$ip $cmd") == 0 or skip "ip $cmd failed", 18;
     }
 
     my $n = "$dir/netns";
     mkdir $n;
     my $url = Stack::db_url(new_db());
-    # B accepts FastCGI from host A's address only (libfcgi's check).
+    # B accepts FastCGI from host A's address only (FCGI_WEB_SERVER_ADDRS).
     my $a = start("$n/a.log", {DATABASE_URL => $url, PGCHAT_SOCKET => "$ip_a:9000",
                                WEB_CONCURRENCY => 1}, $ip, 'netns', 'exec', $ns_a, $BIN);
     my $b = start("$n/b.log", {DATABASE_URL => $url, PGCHAT_SOCKET => "$ip_b:9000",
@@ -415,6 +415,29 @@ CONF
     is_deeply([sort @{$who_b->{nicks}}], [sort @{$who_a->{nicks}}], '/who is the same on both hosts');
     my (undef, undef, $raw) = GET($via_both, '/join?nick=carol');
     is($raw, '{"error":"Nick in use"}', 'and so are the nicks');
+
+    # A bare FastCGI request for /who to B, from host A (allowed) and from
+    # host B itself (not in FCGI_WEB_SERVER_ADDRS): what comes back.
+    my $raw_fcgi = sub {
+        my ($ns) = @_;
+        my $script = <<'PERL';
+use IO::Socket::INET;
+$SIG{PIPE} = 'IGNORE';
+my $s = IO::Socket::INET->new(PeerAddr => $ARGV[0], Timeout => 10) or die "connect: $!";
+my $rec = sub { pack('CCnnCC', 1, $_[0], 1, length $_[1], 0, 0) . $_[1] };
+my $pair = sub { pack('CC', length $_[0], length $_[1]) . $_[0] . $_[1] };
+print $s $rec->(1, pack('nCx5', 1, 0)), $rec->(4, $pair->('REQUEST_METHOD', 'GET')
+    . $pair->('DOCUMENT_URI', '/who')), $rec->(4, ''), $rec->(5, '');
+local $/;
+my $got = <$s> // '';
+print length($got), ' ', ($got =~ /(Status: \d+)/ ? $1 : 'no status');
+PERL
+        spew("$n/fcgi.pl", $script);
+        return scalar `$ip netns exec $ns perl $n/fcgi.pl $ip_b:9000 2>&1`;
+    };
+    like($raw_fcgi->($ns_a), qr/^\d+ Status: 200$/, 'B answers a FastCGI request from host A');
+    is($raw_fcgi->($ns_b), '0 no status', 'and closes one from another address unanswered');
+    like(slurp("$n/b.log"), qr/refused a FastCGI connection from \Q$ip_b\E/, 'which B logs');
 
     is(stop($a) >> 8, 0, 'responder A stops with status 0');
     is(stop($b) >> 8, 0, 'responder B stops with status 0');
