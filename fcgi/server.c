@@ -49,8 +49,9 @@ static struct {
     pthread_mutex_t mu; /* guards idle and stopping */
     struct conn *idle;  /* connections armed in epfd, owned here */
     int stopping;
-    const char *allowed;    /* FCGI_WEB_SERVER_ADDRS, or NULL */
-    char rbuf[SERVER_READ]; /* the thread's read buffer */
+    const char *allowed; /* FCGI_WEB_SERVER_ADDRS, or NULL */
+    _Atomic long long connections, requests; /* for /stats */
+    char rbuf[SERVER_READ];                  /* the thread's read buffer */
 } S = {.mu = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1};
 
 static char tag_stop; /* the eventfd's epoll tag */
@@ -173,6 +174,7 @@ on_listen(int lfd)
             close(fd);
             continue;
         }
+        S.connections++;
         c = xcalloc(1, sizeof(*c));
         c->fd = fd;
         c->in.max_body = REQ_MAX_BODY;
@@ -243,6 +245,7 @@ read_request(struct conn *c)
         if (st == FCGI_READY) {
             struct req *r;
 
+            S.requests++;
             c->id = c->in.id;
             c->keep = c->in.keep;
             r = req_new(c);
@@ -307,6 +310,13 @@ server_main(void *arg)
     }
     pthread_mutex_unlock(&S.mu);
     return NULL;
+}
+
+void
+server_counts(long long *connections, long long *requests)
+{
+    *connections = S.connections;
+    *requests = S.requests;
 }
 
 int

@@ -32,6 +32,10 @@ int server_start(int listen_fd, int write_fd);
  * others once their request is answered. Waits for the thread. */
 void server_stop(void);
 
+/* FastCGI connections accepted and requests read by this worker so far.
+ * Safe from any thread. */
+void server_counts(long long *connections, long long *requests);
+
 /* Takes c, whose request was answered (ok: the whole reply was written):
  * keeps it for the next request when the web server asked for that, else
  * closes it. Safe from any thread. */

@@ -138,5 +138,9 @@ views_stats(const struct views_stats *s, size_t *len)
                            json_object_new_int64(s->sessions));
     json_object_object_add(root, "rooms", json_object_new_int64(s->rooms));
     json_object_object_add(root, "rss", json_object_new_int64(s->rss));
+    json_object_object_add(root, "connections",
+                           json_object_new_int64(s->connections));
+    json_object_object_add(root, "requests",
+                           json_object_new_int64(s->requests));
     return finish(root, len);
 }

@@ -34,10 +34,11 @@ char *views_health(long long rss, size_t *len);
 
 struct views_stats {
     long long uptime_s, pid, parked, messages, sessions, rooms, rss;
+    long long connections, requests;
 };
 
 /* {"uptime":S,"pid":N,"parked":N,"messages":N,"sessions":N,"rooms":N,
- *  "rss":N} */
+ *  "rss":N,"connections":N,"requests":N} */
 char *views_stats(const struct views_stats *s, size_t *len);
 
 #endif

@@ -17,6 +17,7 @@
 #include "limit.h"
 #include "loop.h"
 #include "routes.h"
+#include "server.h"
 #include "store.h"
 #include "util.h"
 #include "views.h"
@@ -144,6 +145,7 @@ do_stats(struct req *r)
     v.sessions = db.sessions;
     v.rooms = db.rooms;
     v.rss = rss_current();
+    server_counts(&v.connections, &v.requests);
     body = views_stats(&v, &len);
     req_reply(r, 200, body, len);
     free(body);

@@ -543,8 +543,9 @@ SKIP: {
     });
     ok($stats, '/stats counts the parked request');
     $stats //= (($s->get('/stats'))[1]);
-    is_deeply([sort keys %$stats], [sort qw(uptime pid parked messages sessions rooms rss)],
-              '/stats has uptime, pid, parked, messages, sessions, rooms, rss');
+    is_deeply([sort keys %$stats],
+              [sort qw(uptime pid parked messages sessions rooms rss connections requests)],
+              '/stats has uptime, pid, parked, messages, sessions, rooms, rss, connections, requests');
     my @pids = $s->worker_pids;
     is($stats->{pid}, $pids[0], 'pid is the worker\'s');
     is($stats->{messages}, $s->sql('SELECT count(*) FROM messages'), 'messages counts the stored ones');
@@ -554,6 +555,16 @@ SKIP: {
        "uptime ($stats->{uptime} s) and rss ($stats->{rss}) are plausible");
     $s->post('/send', {id => $a, text => 'wake'});
     $w->wait;
+
+    # nginx keeps its FastCGI connections: many requests, few connections.
+    my (undef, $before) = $s->get('/stats');
+    $s->get('/who') for 1 .. 100;
+    my (undef, $after) = $s->get('/stats');
+    my $requests = $after->{requests} - $before->{requests};
+    my $connections = $after->{connections} - $before->{connections};
+    is($requests, 101, '/stats counts the FastCGI requests (100 /who and itself)');
+    ok($connections <= 4, "nginx kept its FastCGI connections: $requests requests "
+       . "over $connections new ones");
 
     # The psql views.
     my @history = split /\n/, $s->sql(q{SELECT room || '|' || nick || '|' || type || '|'
