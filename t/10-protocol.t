@@ -201,6 +201,24 @@ like($raw, qr/^\{"error":/, 'with a JSON error');
 ($st, undef, $raw) = $s->get('/index.html');
 is($st, 200, 'nginx serves the client');
 
+# --- a page of the largest messages ------------------------------------------
+# About 830 KB of JSON in one reply: many FastCGI records, whole and in order.
+{
+    my (undef, $j) = $s->get('/join?nick=big&room=big');
+    my $big = $j->{id};
+    my @sent = map { sprintf('%04d', $_) . ('z' x 4092) } 1 .. 200;
+    my $accepted = grep { ($s->post('/send', {id => $big, room => 'big', text => $_}))[0] == 200 } @sent;
+    is($accepted, 200, '200 messages of 4096 bytes are accepted');
+    my ($st1, $page1, $raw1) = $s->get('/recv?since=0&room=big');
+    is($st1, 200, 'a page of them is answered');
+    ok(length($raw1) > 800_000, 'in one reply of ' . length($raw1) . ' bytes');
+    my @got = map { $_->{text} } grep { $_->{type} eq 'msg' } @{$page1->{messages}};
+    is(scalar @{$page1->{messages}}, 200, 'a page holds 200 messages (the join and 199)');
+    my (undef, $page2) = $s->get("/recv?since=$page1->{messages}[-1]{timestamp}&room=big");
+    push @got, map { $_->{text} } @{$page2->{messages}};
+    is_deeply(\@got, \@sent, 'the next page has the last one: all 200, whole and in order');
+}
+
 my $count = $s->sql(q{SELECT count(*) FROM messages WHERE room = 'lobby'});
 is($count, 9, 'the lobby holds exactly what was accepted');
 
