@@ -123,6 +123,33 @@ my $b = Stack->new(workers => 1, db => $a->{db}, env => {PGCHAT_RECV_TIMEOUT => 
     $c->finish;
 }
 
+# A busy room is fanned out at most once per PGCHAT_BATCH_MS: a message to
+# a quiet room goes out at once; what follows right after waits for the next
+# fan-out and arrives in one reply with everything else that came meanwhile.
+{
+    my $d = Stack->new(workers => 1, env => {PGCHAT_BATCH_MS => 2000});
+    my $id = $d->join_nick('batcher', 'busy');
+    my $head = head_of($d, 'busy');
+    my $w = $d->get_async("/recv?since=$head&room=busy");
+    sleep 0.3;
+    my $t0 = time;
+    $d->post('/send', {id => $id, room => 'busy', text => 'first'});
+    my ($st, $json) = $w->wait;
+    my $took = time - $t0;
+    is_deeply([map { $_->{text} } @{$json->{messages} // []}], ['first'],
+              'a quiet room: the first message goes out alone');
+    ok($took < 1.9, sprintf('and at once (%.2f s), not after the 2 s batch interval', $took));
+    my $t1 = time;
+    $w = $d->get_async("/recv?since=$json->{messages}[-1]{timestamp}&room=busy");
+    $d->post('/send', {id => $id, room => 'busy', text => $_}) for qw(second third);
+    ($st, $json) = $w->wait;
+    $took = time - $t1;
+    is_deeply([map { $_->{text} } @{$json->{messages} // []}], [qw(second third)],
+              'right after it, the next two wait for the next fan-out and come in one reply');
+    ok($took > 1, sprintf('which is one batch interval after the first (%.2f s)', $took));
+    $d->finish;
+}
+
 my ($conns) = $a->sql(q{SELECT count(*) FROM pg_stat_activity
                         WHERE application_name LIKE 'pgchat%'});
 is($conns, 6, '3 worker processes use 2 connections each, parked requests none');
