@@ -185,37 +185,30 @@ test_requests(void)
 static void
 test_errors(void)
 {
+    /* Each case is one record, after a valid BEGIN_REQUEST when begun. */
+    static const unsigned char begin[] = {1, 1, 0, 1, 0, 8, 0, 0,
+                                          0, 1, 0, 0, 0, 0, 0, 0};
     static const struct {
-        unsigned char b[64];
+        int begun;
+        unsigned char b[16];
         size_t n;
         const char *name;
     } bad[] = {
-        {{2, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}, 16, "version 2"},
-        {{1, 4, 0, 1, 0, 0, 0, 0}, 8, "PARAMS before BEGIN_REQUEST"},
-        {{1, 1, 0, 1, 0, 8, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0},
+        {0, {2, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}, 16, "version 2"},
+        {0, {1, 4, 0, 1, 0, 0, 0, 0}, 8, "PARAMS before BEGIN_REQUEST"},
+        {0,
+         {1, 1, 0, 1, 0, 8, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0},
          16,
          "the authorizer role"},
-        {{1, 1, 0, 1, 0, 2, 0, 0, 0, 1}, 10, "a short BEGIN_REQUEST"},
-        {{1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
-          1, 1, 0, 2, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0},
-         32,
+        {0, {1, 1, 0, 1, 0, 2, 0, 0, 0, 1}, 10, "a short BEGIN_REQUEST"},
+        {1,
+         {1, 1, 0, 2, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0},
+         16,
          "a second BEGIN_REQUEST"},
-        {{1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0,
-          0, 0, 0, 0, 1, 5, 0, 1, 0, 0, 0, 0},
-         24,
-         "STDIN before the parameters ended"},
-        {{1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0,
-          0, 0, 0, 0, 1, 4, 0, 9, 0, 0, 0, 0},
-         24,
-         "PARAMS of another request"},
-        {{1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0,
-          0, 0, 0, 0, 1, 2, 0, 1, 0, 0, 0, 0},
-         24,
-         "ABORT_REQUEST"},
-        {{1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0,
-          0, 0, 0, 0, 1, 6, 0, 1, 0, 0, 0, 0},
-         24,
-         "STDOUT, an application's record"},
+        {1, {1, 5, 0, 1, 0, 0, 0, 0}, 8, "STDIN before the parameters ended"},
+        {1, {1, 4, 0, 9, 0, 0, 0, 0}, 8, "PARAMS of another request"},
+        {1, {1, 2, 0, 1, 0, 0, 0, 0}, 8, "ABORT_REQUEST"},
+        {1, {1, 6, 0, 1, 0, 0, 0, 0}, 8, "STDOUT, an application's record"},
     };
     static const unsigned char bad_pairs[][8] = {
         {5, 1, 'a', 'b'}, /* a name longer than what is there */
@@ -225,10 +218,17 @@ test_errors(void)
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct fcgi_in in = {.max_body = 64};
-        size_t used;
+        unsigned char b[sizeof(begin) + sizeof(bad[i].b)];
+        size_t n = 0, used;
 
-        is_int(fcgi_feed(&in, (const char *)bad[i].b, bad[i].n, &used),
-               FCGI_ERROR, "error: %s", bad[i].name);
+        if (bad[i].begun) {
+            memcpy(b, begin, sizeof(begin));
+            n = sizeof(begin);
+        }
+        memcpy(b + n, bad[i].b, bad[i].n);
+        n += bad[i].n;
+        is_int(fcgi_feed(&in, (const char *)b, n, &used), FCGI_ERROR,
+               "error: %s", bad[i].name);
         fcgi_in_reset(&in);
     }
     for (size_t i = 0; i < sizeof(bad_pairs) / sizeof(bad_pairs[0]); i++) {
