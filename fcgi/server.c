@@ -28,6 +28,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "request.h"
@@ -155,17 +156,26 @@ allowed(int fd)
 static void
 on_listen(int lfd)
 {
+    static int64_t last_warning = INT64_MIN / 2;
     struct timeval send_timeout = {SERVER_SEND_TIMEOUT_S, 0};
+    struct timespec pause = {0, 10 * 1000 * 1000};
 
     for (;;) {
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         struct conn *c;
 
         if (fd < 0) {
-            /* EAGAIN: another worker took it, or the backlog is empty.
-             * EMFILE and the like: the next connection may do better. */
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            /* EAGAIN: another worker took it, or the backlog is empty. */
+            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+                return;
+            /* Out of descriptors or memory: the socket stays readable, so
+             * a pause keeps this thread from spinning on it until replies
+             * close some; the warning comes once a second at the most. */
+            if (mono_ms() - last_warning >= 1000) {
                 log_warn("cannot accept: %s", strerror(errno));
+                last_warning = mono_ms();
+            }
+            nanosleep(&pause, NULL);
             return;
         }
         if (!allowed(fd) ||

@@ -15,6 +15,8 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Stack;
+use Swarm;
+use POSIX ();
 use Test::More;
 use IO::Select;
 use IO::Socket::INET;
@@ -711,6 +713,35 @@ my $t = Stack->new(workers => 1, env => {
     diag(sprintf 'responder RSS %.1f MB before, %.1f MB after (%+.1f MB)',
          $before / 1024 / 1024, $after / 1024 / 1024, $grew);
     cmp_ok($grew, '<', 20, 'the responder stays flat: less than 20 MB of growth');
+}
+
+# Out of descriptors: a responder limited to 48 and 60 readers parking.
+# Connections it cannot accept wait in the socket's backlog; the server
+# thread neither spins on the readable socket nor floods the log, and once
+# the readers leave it serves again.
+{
+    my $f = Stack->new(workers => 1, nofile => 48);
+    my $worker = ($f->worker_pids)[0];
+    my $cpu = sub {
+        open(my $fh, '<', "/proc/$worker/stat") or return 0;
+        my @f = split ' ', (<$fh> =~ s/^.*\) //r);
+        return ($f[11] + $f[12]) / POSIX::sysconf(POSIX::_SC_CLK_TCK());
+    };
+    my $swarm = Swarm->new($f->port, room => 'fd', readers => 60);
+    $swarm->run_until(sub { $f->log('responder') =~ /cannot accept/ }, 20);
+    my $cpu0 = $cpu->();
+    my $t0 = time;
+    $swarm->run_until(sub { 0 }, 3);
+    my $used = $cpu->() - $cpu0;
+    my $took = time - $t0;
+    my $warnings = () = $f->log('responder') =~ /cannot accept: Too many open files/g;
+    ok($warnings >= 1, 'the worker ran out of descriptors, and says so');
+    ok($used < $took / 2, sprintf('without spinning: %.2f s of CPU in %.1f s', $used, $took));
+    ok($warnings <= $took + 25, "nor flooding the log ($warnings warnings)");
+    $swarm->close_all;
+    my $ok = Stack::wait_until(60, sub { ($f->get('/who?room=fd'))[0] == 200 });
+    ok($ok, 'once the readers left, it serves again');
+    $f->finish;
 }
 
 ($st) = $t->get('/who');

@@ -100,6 +100,7 @@ sub new {
     my $self = bless {
         workers => $opt{workers} // 2,
         responders => $opt{responders} // 1,
+        nofile => $opt{nofile},  # the responder's descriptor limit
         env => {RATE_LIMIT => 0, %{$opt{env} // {}}},
         dir => tempdir('stack-XXXXXX', DIR => $ENV{PGCHAT_TEST_TMP} // '/tmp',
                        CLEANUP => 1),
@@ -146,13 +147,16 @@ sub start_responder {
     my ($self, $which) = @_;
     for my $i (defined $which ? ($which) : (0 .. $#{$self->{sockets}})) {
         my $socket = $self->{sockets}[$i];
+        my @cmd = ("$TOP/fcgi/pgchat-asan");
+        @cmd = ('sh', '-c', 'ulimit -n "$0" && exec "$@"', $self->{nofile}, @cmd)
+            if $self->{nofile};
         unlink $socket;
         $self->{responder}[$i] = spawn("$self->{dir}/responder.log", {
             DATABASE_URL => $self->{database_url},
             PGCHAT_SOCKET => $socket,
             WEB_CONCURRENCY => $self->{workers},
             %{$self->{env}},
-        }, "$TOP/fcgi/pgchat-asan");
+        }, @cmd);
         my $up = 0;
         for (1 .. 300) {
             last if $up = -S $socket;
