@@ -97,9 +97,12 @@ each_pair(const char *raw, size_t len,
                      const char *value, size_t vlen),
           void *arg)
 {
-    const unsigned char *p = (const unsigned char *)raw, *end = p + len;
+    const unsigned char *p = (const unsigned char *)raw, *end;
     long n = 0;
 
+    if (len == 0)
+        return 0; /* raw may be NULL: no request had parameters */
+    end = p + len;
     while (p < end) {
         size_t nlen, vlen;
 

@@ -168,6 +168,26 @@ test_requests(void)
     is_int(used, at, "and the second's bytes are left");
     fcgi_in_reset(&in);
 
+    /* No parameters at all, and no body: nothing was allocated. */
+    in_bytes.n = 0;
+    {
+        unsigned char begin[8] = {0, 1, 0, 0, 0, 0, 0, 0};
+        struct fcgi_params p;
+
+        record(&in_bytes, 1, 1, begin, sizeof(begin), 0);
+        record(&in_bytes, 4, 1, "", 0, 0);
+        record(&in_bytes, 5, 1, "", 0, 0);
+        is_int(feed_all(&in, &in_bytes), FCGI_READY,
+               "a request without parameters");
+        ok(in.params == NULL && in.plen == 0 && in.keep == 0,
+           "has none, and no KEEP_CONN");
+        ok(fcgi_params_decode(&p, in.params, in.plen) == 0 && p.n == 0 &&
+               fcgi_param(&p, "REQUEST_METHOD") == NULL,
+           "decodes to nothing");
+        fcgi_params_release(&p);
+        fcgi_in_reset(&in);
+    }
+
     /* A body above the cap is read on, and dropped. */
     in_bytes.n = 0;
     {
