@@ -4,11 +4,11 @@
 #define PGCHAT_WORKER_H
 
 /* Runs a worker on listen_fd until SIGTERM; never returns. write_fd, when
- * not -1, is a second socket that nginx sends /join, /part and /send to, with
- * an accept thread of its own, so that writes never queue behind thousands
- * of polls. Once it accepts the worker writes a byte to ready_fd and closes
- * it (-1: nobody to tell). On SIGTERM it stops accepting first, then answers
- * everything it took. */
+ * not -1, is a second socket that nginx sends /join, /part and /send to, so
+ * that writes never queue behind thousands of polls (main.c gives it to one
+ * worker). Once it accepts the worker writes a byte to ready_fd and closes
+ * it (-1: nobody to tell). On SIGTERM it stops reading requests first, then
+ * answers everything it took. */
 void worker_run(int listen_fd, int write_fd, int ready_fd)
     __attribute__((noreturn));
 
