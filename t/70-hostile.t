@@ -101,18 +101,10 @@ sub stall {
 # Resident memory of the responder: its parent and every worker, in bytes.
 sub responder_rss {
     my ($stack) = @_;
-    my $parent = $stack->can('responder_pid') ? $stack->responder_pid
-               : ref $stack->{responder} ? $stack->{responder}[0]
-               : $stack->{responder};
-    return 0 unless $parent;
+    my $parent = $stack->responder_pid or return 0;
     my $total = 0;
-    for my $stat (glob '/proc/[0-9]*/stat') {
-        open(my $fh, '<', $stat) or next;
-        my $line = <$fh> // next;
-        my ($pid, $ppid) = $line =~ /^(\d+) \(.*\) \S+ (\d+)/ or next;
-        next unless $pid == $parent || $ppid == $parent;
-        (my $status = $stat) =~ s/stat$/status/;
-        open(my $st, '<', $status) or next;
+    for my $pid ($parent, Stack::children_of($parent)) {
+        open(my $st, '<', "/proc/$pid/status") or next;
         while (<$st>) {
             $total += $1 * 1024 if /^VmRSS:\s+(\d+) kB/;
         }

@@ -14,7 +14,8 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Stack qw(wait_until slurp spew port_open);
+use Stack qw(wait_until slurp spew port_open new_db start_group stop_group
+             forget_group reap);
 use Test::More;
 use File::Copy qw(copy);
 use File::Temp qw(tempdir);
@@ -36,63 +37,7 @@ chmod 0755, $dir;
 
 # --- helpers -------------------------------------------------------------
 
-my (%groups, @dbs);    # what END cleans up, whatever happened
-
-$SIG{INT} = $SIG{TERM} = sub { exit 130 };    # so that END runs
-
-END {
-    my $status = $?;
-    kill 'KILL', -$_ for keys %groups;    # each a process group of ours
-    waitpid($_, 0) for keys %groups;
-    for my $db (@dbs) {
-        eval { Stack::psql(Stack::db_url('postgres'),
-                           qq{DROP DATABASE IF EXISTS "$db" WITH (FORCE)}) };
-    }
-    $? = $status;
-}
-
-# A fresh database: a clone of the migrated template, or empty.
-sub new_db {
-    my ($template) = @_;
-    my $name = "deploy_${$}_" . scalar(@dbs);
-    Stack::psql(Stack::db_url('postgres'), qq{CREATE DATABASE "$name"}
-                . ($template ? qq{ TEMPLATE "$template"} : ''));
-    push @dbs, $name;
-    return $name;
-}
-
-# Starts @cmd in a process group of its own, from the checkout, stdout and
-# stderr appended to files. Environment values of undef delete the name.
-sub start {
-    my ($out, $err, $env, @cmd) = @_;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        setpgrp(0, 0);
-        open(STDIN, '<', '/dev/null') or die;
-        open(STDOUT, '>>', $out) or die;
-        open(STDERR, '>>', $err) or die;
-        chdir $TOP or die;
-        for my $k (keys %$env) {
-            if (defined $env->{$k}) { $ENV{$k} = $env->{$k} }
-            else { delete $ENV{$k} }
-        }
-        exec @cmd or POSIX::_exit(127);
-    }
-    $groups{$pid} = 1;
-    return $pid;
-}
-
-# Reaps child $pid within $timeout seconds: its wait status, or undef.
-sub reap {
-    my ($pid, $timeout) = @_;
-    my $status;
-    wait_until($timeout, sub {
-        my $r = waitpid($pid, WNOHANG);
-        $status = $? if $r == $pid;
-        return $r != 0;
-    });
-    return $status;
-}
+$SIG{INT} = $SIG{TERM} = sub { exit 130 };    # so that END cleans up
 
 # Every process: pid => {ppid, state, comm, start}.
 sub processes {
@@ -200,24 +145,19 @@ sub start_nginx {
     my ($prefix, $conf, $port, $log) = @_;
     my $out = qx{nginx -t -q -p $prefix -c $conf -e stderr 2>&1};
     ok($? == 0, "nginx -t accepts $conf") or diag($out);
-    my $pid = start($log, $log, {}, 'nginx', '-p', $prefix, '-c', $conf,
+    my $pid = start_group($log, $log, {}, 'nginx', '-p', $prefix, '-c', $conf,
                     '-e', 'stderr');
     wait_until(30, sub { port_open($port) }) or die "nginx did not start:\n" . slurp($log);
     return $pid;
 }
 
-sub stop_nginx {
-    my ($pid) = @_;
-    kill 'QUIT', $pid;
-    reap($pid, 30) // do { kill 'KILL', -$pid; reap($pid, 5) };
-    delete $groups{$pid};
-}
+sub stop_nginx { stop_group($_[0], 'QUIT') }
 
 # A responder of our own (not through Stack): returns its pid once its
 # socket is there.
 sub start_responder {
     my ($log, $env) = @_;
-    my $pid = start($log, $log, {RATE_LIMIT => 0, WEB_CONCURRENCY => 2, %$env}, $BIN);
+    my $pid = start_group($log, $log, {RATE_LIMIT => 0, WEB_CONCURRENCY => 2, %$env}, $BIN);
     if (my $sock = $env->{PGCHAT_SOCKET}) {
         wait_until(60, sub { -S $sock }) or die "no socket $sock:\n" . slurp($log);
     }
@@ -231,7 +171,7 @@ sub stop_responder {
     kill 'TERM', $pid;
     my $status = reap($pid, 30);
     wait_until(15, sub { !running(@tree) });
-    delete $groups{$pid};
+    forget_group($pid);
     return $status;
 }
 
@@ -243,7 +183,7 @@ my $user = $ROOT ? 'user root;' : '';    # as bin/nginx-conf does
     my $line = qx{sed -n 's/^web: //p' $TOP/Procfile};
     chomp $line;
     is($line, 'bin/web', 'the Procfile runs bin/web');
-    my $db = new_db(undef);    # empty: bin/web must migrate it
+    my $db = new_db('deploy', undef);    # empty: bin/web must migrate it
     my $url = Stack::db_url($db);
     my @web;
     for my $i (1, 2) {
@@ -252,7 +192,7 @@ my $user = $ROOT ? 'user root;' : '';    # as bin/nginx-conf does
         $w->{out} = "$w->{var}.out";
         $w->{err} = "$w->{var}.err";
         # Exactly what a Procfile runner does: its line through sh -c.
-        $w->{sh} = start($w->{out}, $w->{err}, {
+        $w->{sh} = start_group($w->{out}, $w->{err}, {
             PORT => $w->{port},
             DATABASE_URL => $url,
             PGCHAT_VAR => $w->{var},
@@ -333,7 +273,7 @@ my $user = $ROOT ? 'user root;' : '';    # as bin/nginx-conf does
         or diag("still running: @{[mentioning($web[1]{var})]}");
     ok(!port_open($web[1]{port}), 'its port is closed');
     ok(!-e "$web[1]{var}/run/pgchat.sock", 'its socket is removed');
-    delete $groups{$_->{sh}} for @web;
+    forget_group($_->{sh}) for @web;
 
     clean_log_ok(slurp($_->{err}), "bin/web $_->{port}'s responder") for @web;
 }
@@ -344,7 +284,7 @@ my $user = $ROOT ? 'user root;' : '';    # as bin/nginx-conf does
     my $d = "$dir/dropin";
     mkdir $d;
     mkdir "$d/conf";
-    my $db = new_db('template_pgchat');
+    my $db = new_db('deploy', 'template_pgchat');
     my $sock = "$d/pgchat.sock";
     my $resp = start_responder("$d/responder.log", {
         DATABASE_URL => Stack::db_url($db), PGCHAT_SOCKET => $sock,
@@ -457,12 +397,12 @@ sub nginx_for {
 SKIP: {
     skip 'spawn-fcgi is not installed (apt-get install spawn-fcgi)', 9
         unless grep { -x "$_/spawn-fcgi" } split /:/, $ENV{PATH};
-    my $db = new_db('template_pgchat');
+    my $db = new_db('deploy', 'template_pgchat');
     my $sock = "$dir/spawn.sock";
     my $log = "$dir/spawn.log";
     # spawn-fcgi binds the socket, puts it on fd 0 and execs the responder
     # (-n: in the foreground, as under a supervisor).
-    my $pid = start($log, $log, {
+    my $pid = start_group($log, $log, {
         DATABASE_URL => Stack::db_url($db), WEB_CONCURRENCY => 2,
         RATE_LIMIT => 0, PGCHAT_SOCKET => undef,
     }, 'spawn-fcgi', '-s', $sock, '-M', '0660', '-n', '--', $BIN);
@@ -483,10 +423,10 @@ SKIP: {
     # What contrib/pgchat.socket with StandardInput=socket does: systemd
     # binds, starts the responder at the first connection and hands it the
     # listening socket on fd 0 (--inetd; without it, fd 3 and LISTEN_FDS).
-    my $db = new_db('template_pgchat');
+    my $db = new_db('deploy', 'template_pgchat');
     my $sock = "$dir/activate.sock";
     my $log = "$dir/activate.log";
-    my $pid = start($log, $log, {DATABASE_URL => Stack::db_url($db)},
+    my $pid = start_group($log, $log, {DATABASE_URL => Stack::db_url($db)},
         'systemd-socket-activate', '--inetd', '-l', $sock,
         '-E', 'DATABASE_URL', '-E', 'WEB_CONCURRENCY=2', '-E', 'RATE_LIMIT=0',
         '-E', "ASAN_OPTIONS=" . ($ENV{ASAN_OPTIONS} // ''),

@@ -11,7 +11,8 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Stack qw(wait_until slurp spew port_open);
+use Stack qw(wait_until slurp spew port_open new_db start_group stop_group
+             children_of);
 use Test::More;
 use File::Copy qw(copy);
 use File::Temp qw(tempdir);
@@ -35,75 +36,22 @@ chmod 0755, $dir;
 
 # --- helpers -------------------------------------------------------------
 
-my (%groups, @dbs, @netns);
+my @netns;    # Stack cleans up the rest: processes and databases
 
 $SIG{INT} = $SIG{TERM} = sub { exit 130 };
 
 END {
     my $status = $?;
-    kill 'KILL', -$_ for keys %groups;
-    waitpid($_, 0) for keys %groups;
     system('ip', 'netns', 'del', $_) for @netns;
-    for my $db (@dbs) {
-        eval { Stack::psql(Stack::db_url('postgres'),
-                           qq{DROP DATABASE IF EXISTS "$db" WITH (FORCE)}) };
-    }
     $? = $status;
 }
 
-sub new_db {
-    my $name = "scale_${$}_" . scalar(@dbs);
-    Stack::psql(Stack::db_url('postgres'),
-                qq{CREATE DATABASE "$name" TEMPLATE template_pgchat});
-    push @dbs, $name;
-    return $name;
-}
-
-# Starts @cmd in a process group of its own, output appended to $log.
+# Starts @cmd in a process group of its own, output appended to $log,
+# with RATE_LIMIT=0 and no PGCHAT_SOCKET unless $env says.
 sub start {
     my ($log, $env, @cmd) = @_;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        setpgrp(0, 0);
-        open(STDIN, '<', '/dev/null') or die;
-        open(STDOUT, '>>', $log) or die;
-        open(STDERR, '>>', $log) or die;
-        chdir $TOP or die;
-        delete $ENV{PGCHAT_SOCKET};
-        %ENV = (%ENV, RATE_LIMIT => 0, %$env);
-        exec @cmd or POSIX::_exit(127);
-    }
-    $groups{$pid} = 1;
-    return $pid;
-}
-
-sub stop {
-    my ($pid, $signal) = @_;
-    kill $signal // 'TERM', $pid;
-    my $status;
-    wait_until(30, sub {
-        my $r = waitpid($pid, WNOHANG);
-        $status = $? if $r == $pid;
-        return $r != 0;
-    });
-    unless (defined $status) {
-        kill 'KILL', -$pid;
-        waitpid $pid, 0;
-    }
-    delete $groups{$pid};
-    return $status;
-}
-
-sub children_of {
-    my ($parent) = @_;
-    my @kids;
-    for my $stat (glob '/proc/[0-9]*/stat') {
-        open(my $fh, '<', $stat) or next;
-        my $line = <$fh> // next;
-        my ($pid, $ppid) = $line =~ /^(\d+) \(.*\) \S+ (\d+)/ or next;
-        push @kids, $pid if $ppid == $parent;
-    }
-    return @kids;
+    return start_group($log, $log, {PGCHAT_SOCKET => undef, RATE_LIMIT => 0, %$env},
+                       @cmd);
 }
 
 sub decode {
@@ -204,7 +152,7 @@ copy("/etc/nginx/$_", "$dir/$_") or die "$_: $!" for qw(fastcgi_params mime.type
 # --- two instances behind one upstream -------------------------------------
 
 {
-    my $db = new_db();
+    my $db = new_db('scale', 'template_pgchat');
     my $url = Stack::db_url($db);
     my $sock_a = "$dir/a.sock";
     my $port_b = Stack::free_port();
@@ -312,11 +260,11 @@ CONF
     is($all, 6, 'reaches every parked client, on both instances');
     ok($took < $WAKE, sprintf('within %.2f s', $took));
 
-    is(stop($a) >> 8, 0, 'instance A stops with status 0');
+    is(stop_group($a) >> 8, 0, 'instance A stops with status 0');
     ($st, $json) = GET($port, '/chat/who');
     is($st, 200, 'with A gone, the balanced server still answers (through B)');
-    is(stop($b) >> 8, 0, 'instance B stops with status 0');
-    stop($nginx, 'QUIT');
+    is(stop_group($b) >> 8, 0, 'instance B stops with status 0');
+    stop_group($nginx, 'QUIT');
     reports_ok(slurp("$dir/a.log"), 'instance A');
     reports_ok(slurp("$dir/b.log"), 'instance B');
 }
@@ -352,7 +300,7 @@ SKIP: {
 
     my $n = "$dir/netns";
     mkdir $n;
-    my $url = Stack::db_url(new_db());
+    my $url = Stack::db_url(new_db('scale', 'template_pgchat'));
     # B accepts FastCGI from host A's address only (FCGI_WEB_SERVER_ADDRS).
     my $a = start("$n/a.log", {DATABASE_URL => $url, PGCHAT_SOCKET => "$ip_a:9000",
                                WEB_CONCURRENCY => 1}, $ip, 'netns', 'exec', $ns_a, $BIN);
@@ -439,9 +387,9 @@ PERL
     is($raw_fcgi->($ns_b), '0 no status', 'and closes one from another address unanswered');
     like(slurp("$n/b.log"), qr/refused a FastCGI connection from \Q$ip_b\E/, 'which B logs');
 
-    is(stop($a) >> 8, 0, 'responder A stops with status 0');
-    is(stop($b) >> 8, 0, 'responder B stops with status 0');
-    stop($nginx, 'QUIT');
+    is(stop_group($a) >> 8, 0, 'responder A stops with status 0');
+    is(stop_group($b) >> 8, 0, 'responder B stops with status 0');
+    stop_group($nginx, 'QUIT');
     reports_ok(slurp("$n/a.log") . slurp("$n/b.log"), 'the responders on two hosts');
 }
 

@@ -23,7 +23,8 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use Exporter qw(import);
-our @EXPORT_OK = qw(wait_until slurp spew port_open);
+our @EXPORT_OK = qw(wait_until slurp spew port_open new_db start_group
+                    stop_group forget_group reap children_of);
 
 our $TOP = abs_path(dirname(__FILE__) . '/../..');
 my $JSON = JSON::PP->new->utf8->canonical;
@@ -80,6 +81,95 @@ sub port_open {
     my ($port) = @_;
     return IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
                                  Timeout => 2) ? 1 : 0;
+}
+
+# --- processes and databases a test makes itself, outside a Stack ----------
+# Whatever happens, they are gone when the test exits.
+
+my (%groups, @dbs);
+
+END {
+    my $status = $?;
+    kill 'KILL', -$_ for keys %groups;    # each a process group of ours
+    waitpid($_, 0) for keys %groups;
+    for my $db (@dbs) {
+        eval { psql(db_url('postgres'), qq{DROP DATABASE IF EXISTS "$db" WITH (FORCE)}) };
+    }
+    $? = $status;
+}
+
+# A fresh database named after $prefix: a clone of $template, or empty.
+sub new_db {
+    my ($prefix, $template) = @_;
+    my $name = "${prefix}_${$}_" . scalar(@dbs);
+    psql(db_url('postgres'), qq{CREATE DATABASE "$name"}
+         . ($template ? qq{ TEMPLATE "$template"} : ''));
+    push @dbs, $name;
+    return $name;
+}
+
+# Starts @cmd in a process group of its own, from the checkout, stdout and
+# stderr appended to files. Environment values of undef delete the name.
+sub start_group {
+    my ($out, $err, $env, @cmd) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        setpgrp(0, 0);
+        open(STDIN, '<', '/dev/null') or die;
+        open(STDOUT, '>>', $out) or die;
+        open(STDERR, '>>', $err) or die;
+        chdir $TOP or die;
+        for my $k (keys %$env) {
+            if (defined $env->{$k}) { $ENV{$k} = $env->{$k} }
+            else { delete $ENV{$k} }
+        }
+        exec @cmd or POSIX::_exit(127);
+    }
+    $groups{$pid} = 1;
+    return $pid;
+}
+
+# The group of $pid has been stopped by other means: not ours to kill.
+sub forget_group { delete $groups{$_[0]} }
+
+# Reaps child $pid within $timeout seconds: its wait status, or undef.
+sub reap {
+    my ($pid, $timeout) = @_;
+    my $status;
+    wait_until($timeout, sub {
+        my $r = waitpid($pid, WNOHANG);
+        $status = $? if $r == $pid;
+        return $r != 0;
+    });
+    return $status;
+}
+
+# Sends $signal (TERM) to a process start_group() started; kills its whole
+# group if it has not exited 30 s later. Returns its wait status, undef
+# when it had to be killed.
+sub stop_group {
+    my ($pid, $signal) = @_;
+    kill $signal // 'TERM', $pid;
+    my $status = reap($pid, 30);
+    unless (defined $status) {
+        kill 'KILL', -$pid;
+        reap($pid, 5);
+    }
+    forget_group($pid);
+    return $status;
+}
+
+# The pids whose parent is $parent.
+sub children_of {
+    my ($parent) = @_;
+    my @kids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open(my $fh, '<', $stat) or next;
+        my $line = <$fh> // next;
+        my ($pid, $ppid) = $line =~ /^(\d+) \(.*\) \S+ (\d+)/ or next;
+        push @kids, $pid if $ppid == $parent;
+    }
+    return @kids;
 }
 
 sub free_port {
@@ -174,14 +264,7 @@ sub responder_pid { my ($self, $which) = @_; $self->{responder}[$which // 0] }
 sub worker_pids {
     my ($self, $which) = @_;
     my $parent = $self->responder_pid($which) or return;
-    my @pids;
-    for my $stat (glob '/proc/[0-9]*/stat') {
-        open(my $fh, '<', $stat) or next;
-        my $line = <$fh> // next;
-        my ($pid, $ppid) = $line =~ /^(\d+) \(.*\) \S+ (\d+)/ or next;
-        push @pids, $pid if $ppid == $parent;
-    }
-    return @pids;
+    return children_of($parent);
 }
 
 # Stops the responder instances (or just $which) with SIGTERM (or $signal);
