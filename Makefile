@@ -40,7 +40,7 @@ TEST_DEB_CHECK = /usr/bin/clang-format /usr/bin/chromium /usr/bin/node \
            /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a \
            /usr/bin/spawn-fcgi /bin/ip
 # The benchmark's ceiling is a trivial libfcgi responder (bench/ceiling.c);
-# pgchat itself speaks FastCGI without libfcgi (fcgi/fastcgi.c).
+# pgchat itself speaks FastCGI without libfcgi (fcgi/wire.c).
 BENCH_DEBS = libfcgi-dev
 BENCH_DEB_CHECK = /usr/include/fcgiapp.h
 

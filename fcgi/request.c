@@ -1,6 +1,6 @@
 /* request.c -- one FastCGI request: parameters, bounded body, replies.
  *
- * A reply is one writev(2) of its records (fastcgi.c); the connection then
+ * A reply is one writev(2) of its records (wire.c); the connection then
  * goes back to the server thread for the next request, which is what lets
  * nginx keep it (fastcgi_keep_conn) instead of connecting anew each time.
  */
@@ -43,9 +43,9 @@ is_form(const char *type)
 /* Decodes the form body in (already read whole, up to REQ_MAX_BODY) into
  * r->form, or sets r->body_status. */
 static void
-read_body(struct req *r, const struct fcgi_in *in)
+read_body(struct req *r, const struct wire_in *in)
 {
-    const char *cl = fcgi_param(&r->params, "CONTENT_LENGTH");
+    const char *cl = wire_param(&r->params, "CONTENT_LENGTH");
     long len = cl && *cl ? strtol(cl, NULL, 10) : 0;
 
     if (len <= 0)
@@ -54,7 +54,7 @@ read_body(struct req *r, const struct fcgi_in *in)
         r->body_status = 413;
         return;
     }
-    if (!is_form(fcgi_param(&r->params, "CONTENT_TYPE"))) {
+    if (!is_form(wire_param(&r->params, "CONTENT_TYPE"))) {
         r->body_status = 415;
         return;
     }
@@ -87,14 +87,14 @@ req_new(struct conn *c)
     const char *uri, *qs;
 
     r->conn = c;
-    if (fcgi_params_decode(&r->params, c->in.params, c->in.plen) < 0)
+    if (wire_params_decode(&r->params, c->in.params, c->in.plen) < 0)
         r->bad_input = 1;
-    r->method = parse_method(fcgi_param(&r->params, "REQUEST_METHOD"));
-    uri = fcgi_param(&r->params, "DOCUMENT_URI");
+    r->method = parse_method(wire_param(&r->params, "REQUEST_METHOD"));
+    uri = wire_param(&r->params, "DOCUMENT_URI");
     if (!uri)
-        uri = fcgi_param(&r->params, "SCRIPT_NAME");
-    r->path = route_name(uri, fcgi_param(&r->params, "PGCHAT_BASE"));
-    qs = fcgi_param(&r->params, "QUERY_STRING");
+        uri = wire_param(&r->params, "SCRIPT_NAME");
+    r->path = route_name(uri, wire_param(&r->params, "PGCHAT_BASE"));
+    qs = wire_param(&r->params, "QUERY_STRING");
     if (qs && query_parse(&r->query, qs, strlen(qs)) < 0)
         r->bad_input = 1;
     if (r->method == REQ_POST)
@@ -140,7 +140,7 @@ reason(int status)
 static void
 req_free(struct req *r)
 {
-    fcgi_params_release(&r->params);
+    wire_params_release(&r->params);
     query_release(&r->query);
     query_release(&r->form);
     free(r->token);
@@ -192,13 +192,13 @@ req_reply(struct req *r, int status, const char *body, size_t len)
     total = (size_t)n + blen;
 
     /* Replies above 65535 bytes take several records: rare, allocated. */
-    if (fcgi_reply_hdrs(total) > sizeof(small_hdrs) ||
-        fcgi_reply_iovs(total) > sizeof(small_iov) / sizeof(small_iov[0])) {
-        hdrs = xmalloc(fcgi_reply_hdrs(total));
-        iov = xmalloc(fcgi_reply_iovs(total) * sizeof(*iov));
+    if (wire_reply_hdrs(total) > sizeof(small_hdrs) ||
+        wire_reply_iovs(total) > sizeof(small_iov) / sizeof(small_iov[0])) {
+        hdrs = xmalloc(wire_reply_hdrs(total));
+        iov = xmalloc(wire_reply_iovs(total) * sizeof(*iov));
     }
     ok = write_all(c->fd, iov,
-                   fcgi_reply(c->id, head, (size_t)n, body, blen, hdrs, iov)) ==
+                   wire_reply(c->id, head, (size_t)n, body, blen, hdrs, iov)) ==
          0;
     if (hdrs != small_hdrs) {
         free(hdrs);

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fastcgi.h"
+#include "wire.h"
 #include "query.h"
 
 /* Bodies above this are refused with 413; nginx's client_max_body_size is
@@ -25,7 +25,7 @@ struct conn;
 
 struct req {
     struct conn *conn; /* owned until the reply */
-    struct fcgi_params params;
+    struct wire_params params;
     enum req_method method;
     const char *path;   /* borrowed from params: the endpoint's name */
     struct query query; /* the query string */

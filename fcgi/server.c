@@ -61,7 +61,7 @@ static void
 conn_close(struct conn *c)
 {
     close(c->fd);
-    fcgi_in_reset(&c->in);
+    wire_in_reset(&c->in);
     free(c->buf);
     free(c);
 }
@@ -117,6 +117,7 @@ server_done(struct conn *c, int ok)
         conn_close(c);
         return;
     }
+    wire_done(&c->in);
     arm(c, EPOLL_CTL_MOD);
 }
 
@@ -198,8 +199,8 @@ send_mgmt(struct conn *c)
 {
     size_t off = 0;
 
-    while (off < c->in.mlen) {
-        ssize_t n = write(c->fd, c->in.mgmt + off, c->in.mlen - off);
+    while (off < c->in.olen) {
+        ssize_t n = write(c->fd, c->in.out + off, c->in.olen - off);
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -207,7 +208,7 @@ send_mgmt(struct conn *c)
             return -1;
         off += (size_t)n;
     }
-    c->in.mlen = 0;
+    c->in.olen = 0;
     return 0;
 }
 
@@ -220,7 +221,7 @@ read_request(struct conn *c)
         ssize_t n = recv(c->fd, S.rbuf, sizeof(S.rbuf), MSG_DONTWAIT);
         const char *data = S.rbuf;
         size_t len, used;
-        enum fcgi_status st;
+        enum wire_status st;
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -236,8 +237,9 @@ read_request(struct conn *c)
             data = c->buf;
             len += c->len;
         }
-        st = fcgi_feed(&c->in, data, len, &used);
-        if (st == FCGI_ERROR || (c->in.mlen && send_mgmt(c) < 0))
+        st = wire_feed(&c->in, data, len, &used);
+        if (st == WIRE_ERROR || st == WIRE_ABORT ||
+            (c->in.olen && send_mgmt(c) < 0) || c->in.close_after)
             return -1;
         if (used < len) {
             /* Kept: part of a record, or bytes after a whole request. */
@@ -252,14 +254,14 @@ read_request(struct conn *c)
             c->buf = NULL;
             c->len = 0;
         }
-        if (st == FCGI_READY) {
+        if (st == WIRE_READY) {
             struct req *r;
 
             S.requests++;
             c->id = c->in.id;
             c->keep = c->in.keep;
             r = req_new(c);
-            fcgi_in_reset(&c->in);
+            wire_in_next(&c->in);
             routes_handle(r);
             return 1;
         }

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fastcgi.h"
+#include "wire.h"
 
 /* One connection from the web server. Between requests, and while a
  * request is being read, the server thread owns it; from the moment a whole
@@ -17,7 +17,7 @@ struct conn {
     int fd;
     uint16_t id; /* the current request's FastCGI id */
     int keep;    /* keep the connection after the reply */
-    struct fcgi_in in;
+    struct wire_in in;
     char *buf; /* owned: the start of a record not read whole yet */
     size_t len;
     struct conn *prev, *next; /* the server's list of idle connections */

@@ -10,7 +10,7 @@
  * JSON in valid UTF-8 that json-c reads back to exactly the same bytes. The
  * text[] literal the store sends to PostgreSQL (store_array_literal) is read
  * back the way PostgreSQL reads it, too. And the input as a FastCGI byte
- * stream (fastcgi.c): parsed whole and in two pieces, which must agree,
+ * stream (wire.c): parsed whole and in two pieces, which must agree,
  * and its name-value pairs decoded.
  *
  * Any difference aborts, which libFuzzer reports as a crash. Built and run
@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fastcgi.h"
+#include "wire.h"
 #include "msg.h"
 #include "query.h"
 #include "store.h"
@@ -475,24 +475,24 @@ check_query(const char *s, size_t n, size_t max)
 
 /* Parses data as a stream, cut at split: the records used, the status and
  * the request must not depend on how the bytes arrive. */
-static enum fcgi_status
-feed_split(struct fcgi_in *in, const char *data, size_t size, size_t split,
+static enum wire_status
+feed_split(struct wire_in *in, const char *data, size_t size, size_t split,
            size_t *used)
 {
-    enum fcgi_status st;
+    enum wire_status st;
     size_t u1;
     char *rest;
 
-    st = fcgi_feed(in, data, split, &u1);
+    st = wire_feed(in, data, split, &u1);
     CHECK(u1 <= split, "used more than given");
-    if (st != FCGI_MORE) {
+    if (st != WIRE_MORE) {
         *used = u1;
         return st;
     }
     /* As server.c does: what was not used comes again, with more. */
     rest = malloc(size - u1 + 1);
     memcpy(rest, data + u1, size - u1);
-    st = fcgi_feed(in, rest, size - u1, used);
+    st = wire_feed(in, rest, size - u1, used);
     free(rest);
     *used += u1;
     return st;
@@ -501,14 +501,14 @@ feed_split(struct fcgi_in *in, const char *data, size_t size, size_t split,
 static void
 check_fastcgi(const char *data, size_t size, size_t split)
 {
-    struct fcgi_in a = {.max_body = 64}, b = {.max_body = 64};
-    struct fcgi_params p;
+    struct wire_in a = {.max_body = 64}, b = {.max_body = 64};
+    struct wire_params p;
     size_t ua, ub;
-    enum fcgi_status sa = fcgi_feed(&a, data, size, &ua);
-    enum fcgi_status sb = feed_split(&b, data, size, split % (size + 1), &ub);
+    enum wire_status sa = wire_feed(&a, data, size, &ua);
+    enum wire_status sb = feed_split(&b, data, size, split % (size + 1), &ub);
 
     CHECK(sa == sb, "whole: %d, in two pieces: %d", sa, sb);
-    if (sa == FCGI_READY && sb == FCGI_READY) {
+    if (sa == WIRE_READY && sb == WIRE_READY) {
         CHECK(ua == ub, "used %zu whole, %zu in pieces", ua, ub);
         /* Both are NULL when nothing came. */
         CHECK(a.plen == b.plen &&
@@ -518,17 +518,17 @@ check_fastcgi(const char *data, size_t size, size_t split)
                   (a.blen == 0 || memcmp(a.body, b.body, a.blen) == 0) &&
                   a.body_over == b.body_over,
               "the bodies differ");
-        if (fcgi_params_decode(&p, a.params, a.plen) == 0)
+        if (wire_params_decode(&p, a.params, a.plen) == 0)
             for (size_t i = 0; i < p.n; i++)
-                CHECK(fcgi_param(&p, p.names[i]) != NULL, "a name is lost");
-        fcgi_params_release(&p);
+                CHECK(wire_param(&p, p.names[i]) != NULL, "a name is lost");
+        wire_params_release(&p);
     }
-    fcgi_in_reset(&a);
-    fcgi_in_reset(&b);
+    wire_in_reset(&a);
+    wire_in_reset(&b);
     /* The whole input as name-value pairs. */
-    if (fcgi_params_decode(&p, data, size) == 0)
+    if (wire_params_decode(&p, data, size) == 0)
         CHECK(p.n <= size / 2, "%zu pairs from %zu bytes", p.n, size);
-    fcgi_params_release(&p);
+    wire_params_release(&p);
 }
 
 int
