@@ -27,10 +27,11 @@ UNIT_BIN = $(patsubst t/unit/%.c,build/unit/%,$(UNIT_SRC))
 # installs the missing ones). Building and running need the first list;
 # the tests, the fuzzer and the browser also the second.
 DEBS     = build-essential pkg-config libjson-c-dev \
-           liburiparser-dev libpq-dev postgresql nginx perl
+           liburiparser-dev libpq-dev libfcgi-dev postgresql nginx perl
 DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config \
            /usr/include/json-c/json.h /usr/include/uriparser/Uri.h \
-           /usr/include/postgresql/libpq-fe.h /usr/lib/postgresql/15/bin/postgres \
+           /usr/include/postgresql/libpq-fe.h /usr/include/fastcgi.h \
+           /usr/lib/postgresql/15/bin/postgres \
            /usr/sbin/nginx /usr/bin/prove
 TEST_DEBS = clang-format chromium nodejs npm fonts-dejavu-core clang \
            libclang-rt-14-dev spawn-fcgi iproute2
@@ -39,8 +40,9 @@ TEST_DEB_CHECK = /usr/bin/clang-format /usr/bin/chromium /usr/bin/node \
            /usr/bin/clang \
            /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a \
            /usr/bin/spawn-fcgi /bin/ip
-# The benchmark's ceiling is a trivial libfcgi responder (bench/ceiling.c);
-# pgchat itself speaks FastCGI without libfcgi (fcgi/wire.c).
+# The record layout comes from libfcgi's <fastcgi.h>; pgchat does its own
+# FastCGI I/O (fcgi/wire.c, fcgi/server.c). The benchmark's historical
+# ceiling (bench/ceiling.c) links libfcgi itself.
 BENCH_DEBS = libfcgi-dev
 BENCH_DEB_CHECK = /usr/include/fcgiapp.h
 
