@@ -2125,7 +2125,9 @@ wait_parked(size_t n)
             last = k;
             last_change = now;
         }
-        if (now - last_change > 10000000) {
+        /* stalled, or still short after a minute (a server that drops
+         * connections as fast as it takes new ones) */
+        if (now - last_change > 10000000 || now - t0 > 60000000) {
             note("only %ld of %zu readers got a /recv out", k, n);
             break;
         }
