@@ -301,8 +301,11 @@ SKIP: {
     my $n = "$dir/netns";
     mkdir $n;
     my $url = Stack::db_url(new_db('scale', 'template_pgchat'));
-    # B accepts FastCGI from host A's address only (FCGI_WEB_SERVER_ADDRS).
+    # Both accept FastCGI from host A's address only (FCGI_WEB_SERVER_ADDRS),
+    # where nginx runs: a responder refuses to listen on an address others
+    # can reach without it.
     my $a = start("$n/a.log", {DATABASE_URL => $url, PGCHAT_SOCKET => "$ip_a:9000",
+                               FCGI_WEB_SERVER_ADDRS => $ip_a,
                                WEB_CONCURRENCY => 1}, $ip, 'netns', 'exec', $ns_a, $BIN);
     my $b = start("$n/b.log", {DATABASE_URL => $url, PGCHAT_SOCKET => "$ip_b:9000",
                                FCGI_WEB_SERVER_ADDRS => $ip_a,
