@@ -51,9 +51,28 @@ session_id(const struct req *r)
     return id ? id : req_param(r, "id");
 }
 
+/* Whether the host[:port] of an Origin names the Host asked for. A Host
+ * without a port (some clients leave it out) means the port nginx took the
+ * request on. */
+static int
+same_host(const char *origin, const char *host, const char *port)
+{
+    size_t n;
+
+    if (!host)
+        return 0;
+    if (strcasecmp(origin, host) == 0)
+        return 1;
+    n = strlen(host);
+    return !strchr(host, ':') && port && strncasecmp(origin, host, n) == 0 &&
+           origin[n] == ':' && strcmp(origin + n + 1, port) == 0;
+}
+
 /* Whether the browser says another site made this request: any web page
  * could otherwise make its visitors join, send or part. A request with
- * neither header (curl, the classic client in an old browser) is taken. */
+ * neither header (curl, the classic client in an old browser) is taken.
+ * Under "Referrer-Policy: no-referrer" (nginx.conf) a browser sends
+ * "Origin: null" even from our own page; Sec-Fetch-Site then vouches. */
 static int
 cross_site(const struct req *r)
 {
@@ -67,8 +86,10 @@ cross_site(const struct req *r)
         return 1;
     if (!origin)
         return 0;
+    if (strcmp(origin, "null") == 0)
+        return !site || strcmp(site, "same-origin") != 0;
     p = strstr(origin, "://");
-    return !p || !host || strcasecmp(p + 3, host) != 0;
+    return !p || !same_host(p + 3, host, req_env(r, "SERVER_PORT"));
 }
 
 static struct job *
