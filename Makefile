@@ -33,13 +33,16 @@ unit_src = $(patsubst %,fcgi/%.c,$(UNIT_$(1)))
 # Debian packages, each with the file that proves it is there (bin/deps
 # installs the missing ones). Building and running need the first list;
 # the tests, the fuzzer and the browser also the second.
+# passwd (useradd) and util-linux (setpriv, runuser) make and become the
+# unprivileged user pgchat when started as root.
 DEBS     = build-essential pkg-config libjson-c-dev \
-           liburiparser-dev libpq-dev libfcgi-dev postgresql nginx perl
+           liburiparser-dev libpq-dev libfcgi-dev postgresql nginx perl \
+           passwd util-linux
 DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config \
            /usr/include/json-c/json.h /usr/include/uriparser/Uri.h \
            /usr/include/postgresql/libpq-fe.h /usr/include/fastcgi.h \
            /usr/lib/postgresql/15/bin/postgres \
-           /usr/sbin/nginx /usr/bin/prove
+           /usr/sbin/nginx /usr/bin/prove /usr/sbin/useradd /usr/bin/setpriv
 TEST_DEBS = clang-format chromium nodejs npm fonts-dejavu-core clang \
            libclang-rt-14-dev spawn-fcgi iproute2
 TEST_DEB_CHECK = /usr/bin/clang-format /usr/bin/chromium /usr/bin/node \
@@ -47,11 +50,11 @@ TEST_DEB_CHECK = /usr/bin/clang-format /usr/bin/chromium /usr/bin/node \
            /usr/bin/clang \
            /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a \
            /usr/bin/spawn-fcgi /bin/ip
-# The record layout comes from libfcgi's <fastcgi.h>; pgchat does its own
-# FastCGI I/O (fcgi/wire.c, fcgi/server.c). The benchmark's historical
-# ceiling (bench/ceiling.c) links libfcgi itself.
-BENCH_DEBS = libfcgi-dev
-BENCH_DEB_CHECK = /usr/include/fcgiapp.h
+# The benchmark's anchors and plot: nchan (nginx's pub/sub module), Node
+# for the original node_chat, gnuplot for bench/out/latency.svg.
+BENCH_DEBS = libnginx-mod-nchan nodejs gnuplot-nox
+BENCH_DEB_CHECK = /usr/lib/nginx/modules/ngx_nchan_module.so /usr/bin/node \
+           /usr/bin/gnuplot
 
 .PHONY: all deps test-deps run test unit migrate fmt fmt-check clean soak \
         fuzz bench bench-deps

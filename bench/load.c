@@ -4,7 +4,16 @@
  *   load [options] fanout N M          ... and M messages sent to them
  *   load [options] send C SECONDS      C senders, as fast as they can
  *   load [options] mixed N C SECONDS   N readers while C senders send
+ *   load [options] rooms N R SECONDS   N readers in R rooms, -m msg/s in all
+ *                                      (default 500) to random rooms
  *   load [options] get C SECONDS PATH  C clients GETting PATH (ceiling)
+ *
+ * -P picks the server's protocol: pgchat (the default) and nodechat speak
+ * node_chat's (/join, /recv?since=, /send); nodechat has one room and
+ * answers the whole backlog at once. nchan is nginx's pub/sub module:
+ * readers long-poll GET /sub/ROOM with If-Modified-Since/If-None-Match
+ * from the last reply, messages are POSTed to /pub/ROOM, and a reply's
+ * body is the message itself.
  *
  * Every client is one keep-alive TCP connection driven by an epoll loop.
  * The loops (one per thread, -t, default 1) never block; the main thread
@@ -235,6 +244,8 @@ struct resp {
     int close;  /* the server closes the connection after this response */
     char *body; /* inside the buffer that was parsed */
     size_t body_len;
+    const char *lm, *etag; /* nchan's cursor: Last-Modified, Etag */
+    size_t lm_len, etag_len;
 };
 
 /* Does header line p[0..n) start with name (lower case, with colon)?
@@ -320,6 +331,8 @@ http_parse(char *buf, size_t len, int at_eof, struct resp *r)
         return -1;
     r->status = atoi(buf + 9);
     r->close = buf[7] == '0'; /* HTTP/1.0 closes unless told otherwise */
+    r->lm = r->etag = NULL;
+    r->lm_len = r->etag_len = 0;
     for (p = (char *)memchr(buf, '\n', hlen) + 1; p < buf + hlen - 2;) {
         char *eol = memchr(p, '\n', (size_t)(buf + hlen - p));
         size_t n = (size_t)(eol - p);
@@ -327,7 +340,17 @@ http_parse(char *buf, size_t len, int at_eof, struct resp *r)
 
         if (header_is(p, n, "content-length:", &v))
             clen = strtol(v, NULL, 10);
-        else if (header_is(p, n, "transfer-encoding:", &v))
+        else if (header_is(p, n, "last-modified:", &v)) {
+            while (*v == ' ')
+                v++;
+            r->lm = v;
+            r->lm_len = (size_t)(eol - v) - (eol[-1] == '\r');
+        } else if (header_is(p, n, "etag:", &v)) {
+            while (*v == ' ')
+                v++;
+            r->etag = v;
+            r->etag_len = (size_t)(eol - v) - (eol[-1] == '\r');
+        } else if (header_is(p, n, "transfer-encoding:", &v))
             chunked = has_word(v, (size_t)(eol - v), "chunked");
         else if (header_is(p, n, "connection:", &v)) {
             if (has_word(v, (size_t)(eol - v), "close"))
@@ -659,8 +682,18 @@ url_encode(const char *s, char *out, size_t size)
 
 /* ---- options and shared state ---------------------------------------- */
 
+enum proto { P_PGCHAT, P_NODECHAT, P_NCHAN };
+
+#define MAX_CPU 8
+
 static struct {
-    const char *url, *room, *db;
+    const char *url, *room, *db, *hist_file;
+    enum proto proto;
+    int ncpu;
+    struct {
+        const char *name, *comm; /* comm NULL: every process of the tree */
+        pid_t pid;
+    } cpu[MAX_CPU];
     int threads, interval_ms, rooms, max_connecting, ramp, pass_id;
     double send_rate; /* messages a second, all senders together; 0: flat out */
     double settle, drain, stall;
@@ -690,7 +723,27 @@ static struct {
     char reader_id[160];            /* passed by readers with -I */
     const char *get_path;
     size_t senders;
+    /* rooms mode: readers in nrooms rooms, senders to random ones */
+    size_t nrooms;
+    char (*room_names)[120]; /* URL-encoded */
+    const struct session *room_sess; /* one per room (pgchat) */
+    uint32_t *msg_room;              /* the room of each msgno */
 } G;
+
+/* The room of reader or sender index r (rooms mode), else G.room. */
+static const char *
+room_name(int r)
+{
+    return r >= 0 && G.room_names ? G.room_names[r] : G.room;
+}
+
+static int
+ok_status(int status)
+{
+    if (opt.proto == P_NCHAN)
+        return status >= 200 && status < 300;
+    return status == 200;
+}
 
 static void
 accept_msgno(uint64_t msgno)
@@ -731,6 +784,8 @@ struct conn {
     int64_t t_req;    /* now_us() just before the request was written */
     int64_t deadline; /* mono_ms() by which the reply must be in */
     int64_t retry_at; /* mono_ms() of the next try, while in the retry list */
+    int room; /* rooms mode: the reader's room; -1: G.room */
+    char lm[64], etag[64]; /* nchan's cursor */
     /* readers */
     int64_t since;
     uint64_t *seen; /* bitmap of the msgnos received */
@@ -760,6 +815,7 @@ struct worker {
     int connecting;
     long opened;
     int64_t t_start;
+    unsigned seed;   /* rand_r: senders' rooms in rooms mode */
     struct hist lat; /* delivery latency at the readers */
     struct hist req; /* request latency of senders and getters */
     long status[600];
@@ -943,28 +999,60 @@ conn_request(struct conn *c)
     c->t_req = now_us();
     switch (c->role) {
     case READER:
-        n = snprintf(c->wbuf, size,
-                     "GET %s/recv?since=%" PRId64 "&room=%s%s%s HTTP/1.1\r\n"
-                     "Host: %s\r\n\r\n",
-                     target.prefix, c->since, G.room,
-                     G.reader_id[0] ? "&id=" : "", G.reader_id,
-                     target.hostport);
+        if (opt.proto == P_NCHAN)
+            n = snprintf(c->wbuf, size,
+                         "GET %s/sub/%s HTTP/1.1\r\nHost: %s\r\n"
+                         "%s%s%s%s%s%s\r\n",
+                         target.prefix, room_name(c->room), target.hostport,
+                         c->lm[0] ? "If-Modified-Since: " : "", c->lm,
+                         c->lm[0] ? "\r\n" : "",
+                         c->etag[0] ? "If-None-Match: " : "", c->etag,
+                         c->etag[0] ? "\r\n" : "");
+        else
+            n = snprintf(c->wbuf, size,
+                         "GET %s/recv?since=%" PRId64
+                         "&room=%s%s%s HTTP/1.1\r\n"
+                         "Host: %s\r\n\r\n",
+                         target.prefix, c->since, room_name(c->room),
+                         G.reader_id[0] ? "&id=" : "", G.reader_id,
+                         target.hostport);
         c->deadline = mono_ms() + RECV_TIMEOUT_MS;
         break;
-    case SENDER:
+    case SENDER: {
+        const struct session *s = c->sess;
+
         c->msgno = atomic_fetch_add(&G.next_msgno, 1);
         if (c->msgno >= MAX_MSGS) {
             c->state = READY;
             return;
         }
-        n = snprintf(c->wbuf, size,
-                     "GET %s/send?id=%s&room=%s&text=b%%3A%" PRIu64
-                     "%%3A%" PRId64 " HTTP/1.1\r\nHost: %s\r\n\r\n",
-                     target.prefix, c->sess->id, c->sess->room, c->msgno,
-                     c->t_req, target.hostport);
+        if (G.nrooms) {
+            uint32_t r = (uint32_t)(rand_r(&c->w->seed) % G.nrooms);
+
+            G.msg_room[c->msgno] = r;
+            s = &G.room_sess[r];
+        }
+        if (opt.proto == P_NCHAN) {
+            char text[64];
+            int tn = snprintf(text, sizeof(text), "b:%" PRIu64 ":%" PRId64,
+                              c->msgno, c->t_req);
+
+            n = snprintf(c->wbuf, size,
+                         "POST %s/pub/%s HTTP/1.1\r\nHost: %s\r\n"
+                         "Content-Type: text/plain\r\n"
+                         "Content-Length: %d\r\n\r\n%s",
+                         target.prefix, s->room, target.hostport, tn, text);
+        } else {
+            n = snprintf(c->wbuf, size,
+                         "GET %s/send?id=%s&room=%s&text=b%%3A%" PRIu64
+                         "%%3A%" PRId64 " HTTP/1.1\r\nHost: %s\r\n\r\n",
+                         target.prefix, s->id, s->room, c->msgno, c->t_req,
+                         target.hostport);
+        }
         c->deadline = mono_ms() + REQ_TIMEOUT_MS;
         INC(c->w, inflight);
         break;
+    }
     case GETTER:
     default:
         n = snprintf(c->wbuf, size, "GET %s%s HTTP/1.1\r\nHost: %s\r\n\r\n",
@@ -1029,16 +1117,39 @@ static int
 on_response(struct conn *c, struct resp *r, int64_t t_arrive)
 {
     struct worker *w = c->w;
-    int ok = r->status == 200;
+    int ok = ok_status(r->status);
+    /* nchan's long-poll timeout: nothing new, poll again */
+    int nchan_ping = opt.proto == P_NCHAN && c->role == READER &&
+                     (r->status == 304 || r->status == 408);
 
     INC(w, responses);
+    if (nchan_ping) {
+        DEC(w, readers_waiting);
+        INC(w, pings);
+        return 0;
+    }
     if (!ok) {
         INC(w, err_http);
         w->status[r->status >= 100 && r->status < 600 ? r->status : 0]++;
     }
     if (c->role == READER) {
         DEC(w, readers_waiting);
-        if (ok) {
+        if (ok && opt.proto == P_NCHAN) {
+            struct recv_ctx rc = {c, t_arrive};
+            struct msg_in m = {r->body, r->body_len, 0, 0};
+
+            if (r->lm && r->lm_len < sizeof(c->lm)) {
+                memcpy(c->lm, r->lm, r->lm_len);
+                c->lm[r->lm_len] = '\0';
+            }
+            if (r->etag && r->etag_len < sizeof(c->etag)) {
+                memcpy(c->etag, r->etag, r->etag_len);
+                c->etag[r->etag_len] = '\0';
+            }
+            on_message(&rc, &m);
+            if (atomic_load(&G.phase) == PH_HOLD)
+                INC(w, early);
+        } else if (ok) {
             struct recv_ctx rc = {c, t_arrive};
             int ping, gap;
             int n =
@@ -1088,7 +1199,10 @@ conn_next(struct conn *c)
         int64_t now = mono_us(),
                 step = (int64_t)(G.senders * 1e6 / opt.send_rate);
 
-        if (!c->next_send || c->next_send < now - step)
+        if (!c->next_send && G.nrooms)
+            /* rooms: the senders' schedules spread over one step */
+            c->next_send = now + rand_r(&c->w->seed) % (step + 1);
+        else if (!c->next_send || c->next_send < now - step)
             c->next_send = now; /* first send, or fell behind */
         if (c->next_send > now + 500) {
             wake_at(c, (c->next_send + 999) / 1000);
@@ -1323,6 +1437,7 @@ workers_start(size_t readers, size_t senders, const struct session *sess,
         w->conns = xcalloc(n, sizeof(struct conn));
         w->openq = xcalloc(n, sizeof(struct conn *));
         w->retry = xcalloc(n, sizeof(struct conn *));
+        w->seed = (unsigned)getpid() * 2654435761u + (unsigned)t;
         w->epfd = epoll_create1(EPOLL_CLOEXEC);
         if (w->epfd < 0)
             die("epoll_create1: %s", strerror(errno));
@@ -1334,8 +1449,11 @@ workers_start(size_t readers, size_t senders, const struct session *sess,
         c->fd = -1;
         c->w = w;
         c->since = since;
+        c->room = -1;
         if (i < readers) {
             c->role = READER;
+            if (G.nrooms)
+                c->room = (int)(i % G.nrooms);
         } else if (i < readers + senders) {
             c->role = SENDER;
             c->sess = &sess[i - readers];
@@ -1395,14 +1513,23 @@ bconn_close(struct bconn *b)
     b->fd = -1;
 }
 
-/* GETs prefix+path. Returns the status (body in b->body) or -1.
- * *t_write: now_us() just before the request was written. */
+/* Sends method prefix+path (with body, for a POST). Returns the status
+ * (body in b->body) or -1. *t_write: now_us() just before the request was
+ * written. */
 static int
-bget(struct bconn *b, const char *path, int64_t *t_write)
+breq(struct bconn *b, const char *method, const char *path, const char *body,
+     int64_t *t_write)
 {
     char req[1024];
-    int n = snprintf(req, sizeof(req), "GET %s%s HTTP/1.1\r\nHost: %s\r\n\r\n",
-                     target.prefix, path, target.hostport);
+    int n = body ? snprintf(req, sizeof(req),
+                            "%s %s%s HTTP/1.1\r\nHost: %s\r\n"
+                            "Content-Type: text/plain\r\n"
+                            "Content-Length: %zu\r\n\r\n%s",
+                            method, target.prefix, path, target.hostport,
+                            strlen(body), body)
+                 : snprintf(req, sizeof(req),
+                            "%s %s%s HTTP/1.1\r\nHost: %s\r\n\r\n", method,
+                            target.prefix, path, target.hostport);
 
     for (int attempt = 0; attempt < 2; attempt++) {
         int reused = b->fd >= 0;
@@ -1469,12 +1596,44 @@ bget(struct bconn *b, const char *path, int64_t *t_write)
 }
 
 static int
+bget(struct bconn *b, const char *path, int64_t *t_write)
+{
+    return breq(b, "GET", path, NULL, t_write);
+}
+
+/* Sends message msgno (its text carries the time it is written) as s, in
+ * s's room. Returns the status or -1; *t_write as breq's. */
+static int
+send_one(struct bconn *b, const struct session *s, uint64_t msgno,
+         int64_t *t_write)
+{
+    char path[512], text[64];
+
+    if (opt.proto == P_NCHAN) {
+        snprintf(path, sizeof(path), "/pub/%s", s->room);
+        snprintf(text, sizeof(text), "b:%" PRIu64 ":%" PRId64, msgno,
+                 now_us());
+        return breq(b, "POST", path, text, t_write);
+    }
+    snprintf(path, sizeof(path),
+             "/send?id=%s&room=%s&text=b%%3A%" PRIu64 "%%3A%" PRId64, s->id,
+             s->room, msgno, now_us());
+    return bget(b, path, t_write);
+}
+
+static int
 join_session(struct bconn *b, const char *room, const char *nick,
              struct session *s)
 {
     char path[512], id[128];
     int status;
 
+    if (opt.proto == P_NCHAN) { /* nchan has no sessions */
+        snprintf(s->nick, sizeof(s->nick), "%s", nick);
+        snprintf(s->room, sizeof(s->room), "%s", room);
+        s->id[0] = '\0';
+        return 0;
+    }
     snprintf(path, sizeof(path), "/join?nick=%s&room=%s", nick, room);
     status = bget(b, path, NULL);
     if (status != 200 ||
@@ -1494,6 +1653,8 @@ part_session(struct bconn *b, const struct session *s)
 {
     char path[512];
 
+    if (opt.proto == P_NCHAN)
+        return;
     snprintf(path, sizeof(path), "/part?id=%s&room=%s", s->id, s->room);
     bget(b, path, NULL);
 }
@@ -1513,6 +1674,8 @@ static int
 room_cursor(struct bconn *b, const char *room, int64_t *since)
 {
     *since = 0;
+    if (opt.proto == P_NCHAN)
+        return 0; /* readers start at the next message published */
     for (;;) {
         char path[256];
         int ping, gap, n;
@@ -1524,7 +1687,8 @@ room_cursor(struct bconn *b, const char *room, int64_t *since)
         n = parse_recv(b->body, b->body_len, &ping, &gap, max_ts, since);
         if (n < 0)
             return -1;
-        if (n < PAGE)
+        /* node_chat answers its whole backlog (200 at the most) at once */
+        if (n < PAGE || opt.proto == P_NODECHAT)
             return 0;
     }
 }
@@ -1681,6 +1845,109 @@ db_messages(void)
     return psql_long("SELECT count(*) FROM messages");
 }
 
+/* ---- CPU per component (-C NAME:PID[:COMM]) ----------------------------
+ * utime + stime from /proc/PID/stat of PID and its descendants (only those
+ * named COMM, when given), in clock ticks. A process that ends between two
+ * readings takes its time with it: the stacks here keep theirs. */
+
+static void
+cpu_ticks(long long *ticks)
+{
+    enum { MAXP = 16384 };
+    static pid_t pid[MAXP], ppid[MAXP];
+    static long long t[MAXP];
+    static char comm[MAXP][32];
+    static int mine[MAXP];
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+
+    for (int k = 0; k < opt.ncpu; k++)
+        ticks[k] = 0;
+    if (!d)
+        return;
+    while ((e = readdir(d)) && n < MAXP) {
+        char path[300], buf[1024], *rp, *lp;
+        unsigned long long ut = 0, st = 0;
+        FILE *f;
+        size_t len;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        f = fopen(path, "r");
+        if (!f)
+            continue;
+        len = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        rp = strrchr(buf, ')');
+        lp = strchr(buf, '(');
+        if (!rp || !lp)
+            continue;
+        /* after "pid (comm) ": state ppid pgrp session tty tpgid flags
+         * minflt cminflt majflt cmajflt utime stime */
+        if (sscanf(rp + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                   &ppid[n], &ut, &st) != 3)
+            continue;
+        pid[n] = atoi(buf);
+        snprintf(comm[n], sizeof(comm[n]), "%.*s", (int)(rp - lp - 1), lp + 1);
+        t[n] = (long long)(ut + st);
+        n++;
+    }
+    closedir(d);
+    for (int k = 0; k < opt.ncpu; k++) {
+        int changed = 1;
+
+        for (int i = 0; i < n; i++)
+            mine[i] = pid[i] == opt.cpu[k].pid;
+        while (changed) {
+            changed = 0;
+            for (int i = 0; i < n; i++)
+                for (int j = 0; !mine[i] && j < n; j++)
+                    if (mine[j] && ppid[i] == pid[j])
+                        mine[i] = changed = 1;
+        }
+        for (int i = 0; i < n; i++)
+            if (mine[i] &&
+                (!opt.cpu[k].comm || strcmp(comm[i], opt.cpu[k].comm) == 0))
+                ticks[k] += t[i];
+    }
+}
+
+static struct {
+    long long ticks[MAX_CPU];
+    double self, wall;
+} cpu_start;
+
+static void
+cpu_begin(void)
+{
+    cpu_ticks(cpu_start.ticks);
+    cpu_start.self = cpu_seconds();
+    cpu_start.wall = mono_us() / 1e6;
+}
+
+/* Emits cpu_NAME_pct (100: one core) since cpu_begin(), and the load
+ * generator's own as cpu_load_pct. */
+static void emit_num(const char *key, double v);
+
+static void
+cpu_end(void)
+{
+    long long ticks[MAX_CPU];
+    double wall = mono_us() / 1e6 - cpu_start.wall, hz = (double)sysconf(_SC_CLK_TCK);
+    char key[80];
+
+    cpu_ticks(ticks);
+    for (int k = 0; k < opt.ncpu; k++) {
+        snprintf(key, sizeof(key), "cpu_%s_pct", opt.cpu[k].name);
+        emit_num(key, 100 * (double)(ticks[k] - cpu_start.ticks[k]) / hz / wall);
+    }
+    emit_num("cpu_load_pct", 100 * (cpu_seconds() - cpu_start.self) / wall);
+    emit_num("cpu_window_s", wall);
+}
+
 /* ---- output ---------------------------------------------------------- */
 
 static char out[16384];
@@ -1766,6 +2033,38 @@ merged(struct hist *lat, struct hist *req)
         h_merge(lat, &workers[t].lat);
         h_merge(req, &workers[t].req);
     }
+}
+
+/* With -H: the delivery latency's distribution, for the plot: one line
+ * per occupied bucket, "ms fraction-at-or-below". */
+static void
+write_hist(const struct hist *h)
+{
+    FILE *f;
+    uint64_t seen = 0, last = 0;
+
+    if (!opt.hist_file || !h->n)
+        return;
+    f = fopen(opt.hist_file, "w");
+    if (!f) {
+        note("cannot write %s: %s", opt.hist_file, strerror(errno));
+        return;
+    }
+    /* at most about 1000 points: a new one each 0.1% of the samples */
+    for (size_t i = 0; i < H_BUCKETS; i++) {
+        uint64_t step = h->n / 1000 + 1;
+
+        if (!h->count[i])
+            continue;
+        seen += h->count[i];
+        if (seen - last < step && seen < h->n && last)
+            continue;
+        last = seen;
+        fprintf(f, "%.3f %.6f\n",
+                (h_value(i) > h->max ? h->max : h_value(i)) / 1000.0,
+                (double)seen / (double)h->n);
+    }
+    fclose(f);
 }
 
 /* ---- the scenarios --------------------------------------------------- */
@@ -1886,10 +2185,13 @@ wait_quiet(void)
 }
 
 /* Delivered, missing and unexpected messages over all readers. */
+static long *room_accepted; /* rooms mode: accepted sends per room */
+
 static void
 emit_delivery(size_t readers, long accepted)
 {
     long long delivered = 0, extra = 0, incomplete = 0, stuck_waiting = 0;
+    long long expected = 0;
     long long behind = 0;
     int64_t stuck_since_min = 0, stuck_since_max = 0, stuck_oldest_us = 0;
     int64_t last_ts = 0;
@@ -1908,21 +2210,26 @@ emit_delivery(size_t readers, long accepted)
 
             if (c->role != READER)
                 continue;
+            long want = G.nrooms ? room_accepted[c->room] : accepted;
+
             for (size_t wd = 0; wd < c->seen_words; wd++) {
                 uint64_t bits = c->seen[wd];
 
                 while (bits) {
                     int b = __builtin_ctzll(bits);
+                    uint64_t msgno = wd * 64 + (uint64_t)b;
 
                     bits &= bits - 1;
-                    if (is_accepted(wd * 64 + (uint64_t)b))
+                    if (is_accepted(msgno) &&
+                        (!G.nrooms || G.msg_room[msgno] == (uint32_t)c->room))
                         got++;
                     else
                         extra++;
                 }
             }
             delivered += got;
-            if (got < accepted) {
+            expected += want;
+            if (got < want) {
                 incomplete++;
                 /* where a reader that misses messages stands: waiting on
                  * the server (a wake-up that did not come), or not */
@@ -1939,9 +2246,10 @@ emit_delivery(size_t readers, long accepted)
             }
         }
     }
-    emit_int("expected", (long long)readers * accepted);
+    (void)readers;
+    emit_int("expected", expected);
     emit_int("delivered", delivered);
-    emit_int("missing", (long long)readers * accepted - delivered);
+    emit_int("missing", expected - delivered);
     emit_int("duplicates", SUM(dups));
     emit_int("unexpected", extra); /* ours, but not answered 200 */
     emit_int("readers_incomplete", incomplete);
@@ -1981,23 +2289,20 @@ mode_fanout(size_t n, size_t m)
     measure_hold(n, connect_s);
 
     atomic_store(&G.phase, PH_SEND);
+    cpu_begin();
     t0 = mono_us();
     for (size_t k = 0; k < m; k++) {
-        char path[512];
         uint64_t msgno = atomic_fetch_add(&G.next_msgno, 1);
         int64_t t_write = 0;
         int status;
 
         sleep_us(t0 + (int64_t)k * opt.interval_ms * 1000 - mono_us());
-        /* the text carries the time the request is written: bget takes
+        /* the text carries the time the request is written: breq takes
          * it just before, and the text is built from the same clock */
-        snprintf(path, sizeof(path),
-                 "/send?id=%s&room=%s&text=b%%3A%" PRIu64 "%%3A%" PRId64,
-                 boot.id, G.room, msgno, now_us());
-        status = bget(&b, path, &t_write);
+        status = send_one(&b, &boot, msgno, &t_write);
         if (status > 0)
             h_add(&send_lat, now_us() - t_write);
-        if (status == 200) {
+        if (ok_status(status)) {
             accept_msgno(msgno);
             accepted++;
         } else {
@@ -2009,8 +2314,10 @@ mode_fanout(size_t n, size_t m)
         wait_delivered((long)n * accepted, opt.drain);
         note("fanout: %ld of %ld delivered", SUM(uniq), (long)n * accepted);
     }
+    cpu_end();
     workers_stop();
     merged(&lat, &req);
+    write_hist(&lat);
     emit_int("sent", (long long)m);
     emit_int("accepted", accepted);
     emit_int("send_errors", send_errors);
@@ -2084,7 +2391,9 @@ mode_send(size_t c, double seconds)
     before = db_messages();
     workers_start(0, c, sess, 0, 0);
     wait_senders_ready(c);
+    cpu_begin();
     elapsed = send_for(seconds);
+    cpu_end();
     after = db_messages();
     ok = SUM(send_ok);
     note("send: %ld accepted in %.1f s, table grew by %ld", ok, elapsed,
@@ -2136,13 +2445,16 @@ mode_mixed(size_t n, size_t c, double seconds)
     wait_senders_ready(c);
     sleep_us((int64_t)(opt.settle * 1e6));
     measure_hold(n, connect_s);
+    cpu_begin();
     elapsed = send_for(seconds);
     ok = SUM(send_ok);
     wait_delivered((long)n * ok, opt.drain);
     note("mixed: %ld sends in %.1f s, %ld of %ld delivered", ok, elapsed,
          SUM(uniq), (long)n * ok);
+    cpu_end();
     workers_stop();
     merged(&lat, &req);
+    write_hist(&lat);
     emit_int("senders", (long long)c);
     emit_num("send_rate_limit", opt.send_rate);
     emit_num("seconds", elapsed);
@@ -2162,6 +2474,87 @@ mode_mixed(size_t n, size_t c, double seconds)
     return 0;
 }
 
+/* n readers in r rooms (reader i in room i % r), while senders send
+ * opt.send_rate messages a second in all (default 500), each to a random
+ * room: every room gets one every r / rate seconds on average. */
+static int
+mode_rooms(size_t n, size_t r, double seconds)
+{
+    struct bconn b = {.fd = -1};
+    struct session *sess = xcalloc(r, sizeof(*sess));
+    size_t senders = r < 32 ? r : 32;
+    struct hist lat, req;
+    long ok, want = 0, pg_before, pg_during;
+    double connect_s, elapsed;
+    int64_t since;
+
+    if (opt.proto == P_NODECHAT)
+        die("rooms: node_chat has one room");
+    if (r < 1 || n < r)
+        die("rooms: need at least one reader in each room");
+    if (opt.send_rate <= 0)
+        opt.send_rate = 500;
+    G.nrooms = r;
+    G.room_names = xcalloc(r, sizeof(*G.room_names));
+    G.msg_room = xcalloc(MAX_MSGS, sizeof(*G.msg_room));
+    room_accepted = xcalloc(r, sizeof(*room_accepted));
+    for (size_t i = 0; i < r; i++) {
+        char nick[40];
+
+        snprintf(G.room_names[i], sizeof(G.room_names[i]), "%s-%zu", G.room,
+                 i);
+        snprintf(nick, sizeof(nick), "s%dr%zu", (int)getpid(), i);
+        if (join_session(&b, G.room_names[i], nick, &sess[i]) < 0)
+            return -1;
+    }
+    G.room_sess = sess;
+    /* pgchat: a cursor of now parks every reader (every message of ours is
+     * stored later, with a greater timestamp) */
+    since = now_us() / 1000;
+    measure_before();
+    workers_start(n, senders, sess, 0, since);
+    connect_s = wait_parked(n);
+    wait_senders_ready(senders);
+    sleep_us((int64_t)(opt.settle * 1e6));
+    emit_num("connect_s", connect_s);
+    emit_int("parked", SUM(readers_waiting));
+    pg_before = pg_connections();
+    cpu_begin();
+    elapsed = send_for(seconds);
+    pg_during = pg_connections();
+    ok = SUM(send_ok);
+    for (uint64_t m = 0; m < atomic_load(&G.next_msgno) && m < MAX_MSGS; m++)
+        if (is_accepted(m))
+            room_accepted[G.msg_room[m]]++;
+    for (size_t i = 0; i < n; i++)
+        want += room_accepted[i % r];
+    wait_delivered(want, opt.drain);
+    note("rooms: %ld sends in %.1f s, %ld of %ld delivered", ok, elapsed,
+         SUM(uniq), want);
+    cpu_end();
+    workers_stop();
+    merged(&lat, &req);
+    write_hist(&lat);
+    emit_int("n", (long long)n);
+    emit_int("rooms", (long long)r);
+    emit_int("senders", (long long)senders);
+    emit_num("send_rate_limit", opt.send_rate);
+    emit_num("seconds", elapsed);
+    emit_int("accepted", ok);
+    emit_int("send_failed", SUM(send_fail));
+    emit_num("rate", ok / elapsed);
+    emit_int("pg_conns", pg_during > pg_before ? pg_during : pg_before);
+    emit_delivery(n, ok);
+    emit_latency("lat", &lat);
+    emit_latency("send", &req);
+    emit_errors();
+    for (size_t i = 0; i < r; i++)
+        part_session(&b, &sess[i]);
+    bconn_close(&b);
+    wait_quiet();
+    return 0;
+}
+
 static int
 mode_get(size_t c, double seconds, const char *path)
 {
@@ -2172,7 +2565,9 @@ mode_get(size_t c, double seconds, const char *path)
     G.get_path = path;
     workers_start(0, 0, NULL, c, 0);
     wait_senders_ready(c);
+    cpu_begin();
     elapsed = send_for(seconds);
+    cpu_end();
     workers_stop();
     ok = SUM(get_ok);
     merged(&lat, &req);
@@ -2195,8 +2590,13 @@ usage(void)
           "       load [options] fanout N M\n"
           "       load [options] send C SECONDS\n"
           "       load [options] mixed N C SECONDS\n"
+          "       load [options] rooms N R SECONDS\n"
           "       load [options] get C SECONDS PATH\n"
           "options:\n"
+          "  -P PROTO    pgchat (default), nodechat or nchan\n"
+          "  -C NAME:PID[:COMM]  report the CPU of PID and its descendants\n"
+          "              (those named COMM) as cpu_NAME_pct; up to 8\n"
+          "  -H FILE     write the delivery latency distribution to FILE\n"
           "  -u URL      base URL: http://host:port[/prefix] (default "
           "http://127.0.0.1:8080)\n"
           "  -R ROOM     room (default bench<pid>); send -k spreads senders "
@@ -2209,7 +2609,8 @@ usage(void)
           "  -W SECONDS  ... and without any new delivery (default 3)\n"
           "  -c N        connections being set up at once (default 256)\n"
           "  -r N        new connections a second at most (default: no limit)\n"
-          "  -m RATE     send, mixed: messages a second, all senders together\n"
+          "  -m RATE     send, mixed, rooms: messages a second, all senders\n"
+          "              together (rooms: default 500)\n"
           "              (default: as fast as they can)\n"
           "  -I          readers pass the one session's id, as browsers do\n"
           "  -p PID      the stack's root process: RSS and fds of its pgchat "
@@ -2252,8 +2653,37 @@ main(int argc, char **argv)
     struct rlimit rl;
     int64_t wall0 = now_us();
 
-    while ((ch = getopt(argc, argv, "u:R:k:t:s:i:w:W:c:r:m:Ip:d:q")) != -1) {
+    while ((ch = getopt(argc, argv, "u:R:k:t:s:i:w:W:c:r:m:Ip:d:qP:C:H:")) !=
+           -1) {
         switch (ch) {
+        case 'P':
+            if (strcmp(optarg, "pgchat") == 0)
+                opt.proto = P_PGCHAT;
+            else if (strcmp(optarg, "nodechat") == 0)
+                opt.proto = P_NODECHAT;
+            else if (strcmp(optarg, "nchan") == 0)
+                opt.proto = P_NCHAN;
+            else
+                usage();
+            break;
+        case 'C': {
+            char *name = optarg, *p = strchr(optarg, ':'), *q;
+
+            if (!p || opt.ncpu == MAX_CPU)
+                usage();
+            *p++ = '\0';
+            q = strchr(p, ':');
+            if (q)
+                *q++ = '\0';
+            opt.cpu[opt.ncpu].name = name;
+            opt.cpu[opt.ncpu].pid = (pid_t)arg_num(p);
+            opt.cpu[opt.ncpu].comm = q;
+            opt.ncpu++;
+            break;
+        }
+        case 'H':
+            opt.hist_file = optarg;
+            break;
         case 'u':
             opt.url = optarg;
             break;
@@ -2335,6 +2765,9 @@ main(int argc, char **argv)
     } else if (strcmp(mode, "mixed") == 0 && argc == 4) {
         emit_int("n", arg_num(argv[1]));
         rc = mode_mixed((size_t)arg_num(argv[1]), (size_t)arg_num(argv[2]),
+                        atof(argv[3]));
+    } else if (strcmp(mode, "rooms") == 0 && argc == 4) {
+        rc = mode_rooms((size_t)arg_num(argv[1]), (size_t)arg_num(argv[2]),
                         atof(argv[3]));
     } else if (strcmp(mode, "get") == 0 && argc == 4) {
         emit(",\"path\":\"%s\"", argv[3]);

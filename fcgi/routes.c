@@ -178,6 +178,9 @@ handle_send(struct req *r)
     case VALID_TEXT_BAD_UTF8:
         req_error(r, 400, "Message is not valid UTF-8");
         return;
+    case VALID_TEXT_CONTROL:
+        routes_error(r, 400, "Message has control characters");
+        return;
     case VALID_TEXT_OK:
         break;
     }

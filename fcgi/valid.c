@@ -111,6 +111,50 @@ valid_blank(const char *s, size_t len)
     return 1;
 }
 
+int
+valid_control(unsigned int cp)
+{
+    if (cp < 0x20)
+        return cp != '\t' && cp != '\n';
+    return (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* 1 when well-formed UTF-8 (s, len) holds a code point valid_control()
+ * refuses. */
+static int
+has_control(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned char c = s[i];
+        unsigned int cp;
+        size_t n;
+
+        if (c < 0x80) {
+            cp = c;
+            n = 0;
+        } else if (c < 0xe0) {
+            cp = c & 0x1f;
+            n = 1;
+        } else if (c < 0xf0) {
+            cp = c & 0x0f;
+            n = 2;
+        } else {
+            cp = c & 0x07;
+            n = 3;
+        }
+        for (size_t k = 1; k <= n; k++)
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        if (valid_control(cp))
+            return 1;
+        i += n + 1;
+    }
+    return 0;
+}
+
 enum valid_text
 valid_text(const char *s, size_t len, size_t max)
 {
@@ -120,6 +164,8 @@ valid_text(const char *s, size_t len, size_t max)
         return VALID_TEXT_TOO_LONG;
     if (!valid_utf8(s, len))
         return VALID_TEXT_BAD_UTF8;
+    if (has_control(s, len))
+        return VALID_TEXT_CONTROL;
     return VALID_TEXT_OK;
 }
 

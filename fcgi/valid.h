@@ -38,9 +38,19 @@ enum valid_text {
     VALID_TEXT_EMPTY,    /* missing, empty or only white space */
     VALID_TEXT_TOO_LONG, /* more than max bytes */
     VALID_TEXT_BAD_UTF8, /* not UTF-8, or holds a NUL byte */
+    VALID_TEXT_CONTROL,  /* a control character that can disguise text */
 };
 
-/* Classifies a message text; s may be NULL (a missing parameter). */
+/* 1 when the code point cp may not appear in a message: the C0 controls but
+ * tab and newline, DEL and the C1 controls (U+007F-U+009F), the bidi
+ * embeddings and overrides (U+202A-U+202E) and the bidi isolates
+ * (U+2066-U+2069). They can make text read other than it is: a fake
+ * "12:34 admin" line, a link whose text runs backwards. */
+int valid_control(unsigned int cp);
+
+/* Classifies a message text; s may be NULL (a missing parameter). The
+ * checks run in the order of the enum, so text that is not UTF-8 is never
+ * decoded for its control characters. */
 enum valid_text valid_text(const char *s, size_t len, size_t max);
 
 /* Parses a "since" cursor: an optional '-', digits, and an optional

@@ -7,7 +7,15 @@
  *
  * Safety: user text only ever reaches the DOM through textContent /
  * text nodes; links are built as elements and only get an href when the
- * URL parses with protocol http: or https:. There is no innerHTML here.
+ * URL parses with protocol http: or https: (javascript:, data:, vbscript:
+ * and every other scheme stay plain text). There is no innerHTML here.
+ * Every nick and message is isolated (unicode-bidi: isolate in style.css),
+ * so right-to-left text cannot reorder what surrounds it.
+ *
+ * No secrets in URLs: join, part and send are POSTed forms with the id in
+ * the body; recv is a GET with only since and room in its query, the id in
+ * the X-Pgchat-Id header. URLs reach logs (nginx's error log on a failure,
+ * proxies); bodies and this header do not.
  * No inline scripts or style attributes either (CSP: script-src/style-src
  * 'self'); visibility is switched with the `hidden` attribute and classes.
  *
@@ -198,7 +206,7 @@ function wake() { if (state.wake) state.wake(); }
  * network error / timeout / abort. `form` is sent as
  * application/x-www-form-urlencoded.
  */
-async function request(path, { form = null, timeout = REQUEST_TIMEOUT_MS, signal = null } = {}) {
+async function request(path, { form = null, headers = {}, timeout = REQUEST_TIMEOUT_MS, signal = null } = {}) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), timeout);
   const onAbort = () => ctl.abort();
@@ -211,7 +219,7 @@ async function request(path, { form = null, timeout = REQUEST_TIMEOUT_MS, signal
     signal: ctl.signal,
     cache: 'no-store',
     credentials: 'same-origin',
-    headers: { Accept: 'application/json' },
+    headers: { Accept: 'application/json', ...headers },
   };
   if (form) {
     init.headers['Content-Type'] = 'application/x-www-form-urlencoded';
@@ -234,8 +242,17 @@ async function request(path, { form = null, timeout = REQUEST_TIMEOUT_MS, signal
 /* ------------------------------------------------------------------ */
 /* room from the URL                                                   */
 
+/* A hash that is not valid percent-encoding (#%E0) names no room. */
+function decodedHash() {
+  try {
+    return decodeURIComponent(location.hash.replace(/^#/, ''));
+  } catch {
+    return '';
+  }
+}
+
 function roomFromUrl() {
-  const hash = decodeURIComponent(location.hash.replace(/^#/, ''));
+  const hash = decodedHash();
   if (hash && ROOM_RE.test(hash)) return hash;
   const q = new URLSearchParams(location.search).get('room');
   if (q && ROOM_RE.test(q)) return q;
@@ -531,10 +548,10 @@ function handleMessages(messages, gap) {
  */
 async function pollOnce(gen) {
   const q = new URLSearchParams({ since: String(state.since), room: state.room });
-  if (state.id) q.set('id', state.id);
+  const headers = state.id ? { 'X-Pgchat-Id': state.id } : {};
   const ctl = new AbortController();
   state.pollCtl = ctl;
-  const r = await request(`recv?${q}`, { timeout: RECV_TIMEOUT_MS, signal: ctl.signal });
+  const r = await request(`recv?${q}`, { headers, timeout: RECV_TIMEOUT_MS, signal: ctl.signal });
   if (state.pollCtl === ctl) state.pollCtl = null;
   if (gen !== state.gen) return true;
 

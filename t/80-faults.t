@@ -61,7 +61,7 @@ note("round $round");
 {
     my @workers = sort $s->worker_pids;
     my $pg = Stack::pg_dir();
-    my $as = $> == 0 ? 'runuser -u postgres -- ' : '';
+    my $as = $> == 0 ? 'runuser -u ' . Stack::run_user() . ' -- ' : '';
     my $restart = fork // die;
     if ($restart == 0) {
         exec("$as/usr/lib/postgresql/15/bin/pg_ctl -D $pg/data -m fast -w restart "

@@ -34,6 +34,7 @@ my $ROOT = $> == 0;
 my $dir = tempdir('deploy-XXXXXX', DIR => $ENV{PGCHAT_TEST_TMP} // '/tmp',
                   CLEANUP => 1);
 chmod 0755, $dir;
+Stack::give_dir($dir);    # responders as run_user() make their sockets here
 
 # --- helpers -------------------------------------------------------------
 
@@ -157,7 +158,8 @@ sub stop_nginx { stop_group($_[0], 'QUIT') }
 # socket is there.
 sub start_responder {
     my ($log, $env) = @_;
-    my $pid = start_group($log, $log, {RATE_LIMIT => 0, WEB_CONCURRENCY => 2, %$env}, $BIN);
+    my $pid = start_group($log, $log, {RATE_LIMIT => 0, WEB_CONCURRENCY => 2, %$env},
+                          Stack::as_user($BIN));
     if (my $sock = $env->{PGCHAT_SOCKET}) {
         wait_until(60, sub { -S $sock }) or die "no socket $sock:\n" . slurp($log);
     }
@@ -175,7 +177,8 @@ sub stop_responder {
     return $status;
 }
 
-my $user = $ROOT ? 'user root;' : '';    # as bin/nginx-conf does
+my $RUN_AS = Stack::run_user();
+my $user = $ROOT ? "user $RUN_AS;" : '';    # as bin/nginx-conf does
 
 # --- 1. The Procfile: bin/web ---------------------------------------------
 
@@ -235,11 +238,13 @@ my $user = $ROOT ? 'user root;' : '';    # as bin/nginx-conf does
     # strings (/recv?id=...), so they must not be logged.
     {
         my $conf = slurp("$web[0]{var}/nginx/nginx.conf");    # as rendered
-        local $TODO = 'nginx.conf: access_log does not name the pgchat format'
-            unless $conf =~ /^\s*access_log\s+\S+\s+pgchat\s*;/m;
+        like($conf, qr/^\s*access_log\s+\S+\s+pgchat\s*;/m,
+             'the rendered nginx.conf logs in the pgchat format');
         my $log = slurp($web[0]{out});
-        like($log, qr{"GET /recv" 200 }, 'the access log has one line per request, in the pgchat format');
+        like($log, qr{^127\.0\.0\.1 \[[-0-9T:+]+\] "GET /recv" 200 \d+ [\d.]+ [\d.]+$}m,
+             'the access log has one line per request, in the pgchat format');
         unlike($log, qr/\Q$id\E/, 'and no session id');
+        unlike($log, qr/hello from procfile/, 'and no message text');
     }
 
     # A responder that dies takes bin/web down, nginx with it.
@@ -283,6 +288,7 @@ my $user = $ROOT ? 'user root;' : '';    # as bin/nginx-conf does
 {
     my $d = "$dir/dropin";
     mkdir $d;
+    Stack::give_dir($d);
     mkdir "$d/conf";
     my $db = new_db('deploy', 'template_pgchat');
     my $sock = "$d/pgchat.sock";
@@ -405,7 +411,9 @@ SKIP: {
     my $pid = start_group($log, $log, {
         DATABASE_URL => Stack::db_url($db), WEB_CONCURRENCY => 2,
         RATE_LIMIT => 0, PGCHAT_SOCKET => undef,
-    }, 'spawn-fcgi', '-s', $sock, '-M', '0660', '-n', '--', $BIN);
+    }, 'spawn-fcgi', '-s', $sock, '-M', '0660', '-n',
+       ($ROOT ? ('-U', $RUN_AS, '-G', $RUN_AS, '-u', $RUN_AS, '-g', $RUN_AS) : ()),
+       '--', $BIN);
     ok(wait_until(60, sub { slurp($log) =~ /listening on fd 0 with 2 workers/ }),
        'under spawn-fcgi the responder takes the socket on fd 0') or diag(slurp($log));
     my ($nginx, $base) = nginx_for('spawn', $sock);
@@ -430,8 +438,13 @@ SKIP: {
         'systemd-socket-activate', '--inetd', '-l', $sock,
         '-E', 'DATABASE_URL', '-E', 'WEB_CONCURRENCY=2', '-E', 'RATE_LIMIT=0',
         '-E', "ASAN_OPTIONS=" . ($ENV{ASAN_OPTIONS} // ''),
-        $BIN);
+        Stack::as_user($BIN));
     wait_until(30, sub { -S $sock }) or diag(slurp($log));
+    # As contrib/pgchat.socket's SocketUser= would have it.
+    if ($ROOT) {
+        my (undef, undef, $uid, $gid) = getpwnam($RUN_AS);
+        chown $uid, $gid, $sock;
+    }
     my ($nginx, $base) = nginx_for('activate', $sock);
     chat_ok($base, 'activated', 'socket-activated');
     like(slurp($log), qr/listening on fd 0 with 2 workers/,
@@ -524,6 +537,7 @@ SKIP: {
 {
     my $d = "$dir/nodb";
     mkdir $d;
+    Stack::give_dir($d);
     my $sock = "$d/pgchat.sock";
     my $resp = start_responder("$d/responder.log", {
         DATABASE_URL => "postgresql:///pgchat?host=$d/no-such-dir&user=" . Stack::pg_user(),

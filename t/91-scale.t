@@ -26,6 +26,8 @@ use Time::HiRes qw(sleep time);
 
 my $TOP = $Stack::TOP;
 my $BIN = "$TOP/fcgi/pgchat-asan";
+# The responders run as bin/web runs them: never as root.
+my @BIN = Stack::as_user($BIN);
 my $JSON = JSON::PP->new->utf8->canonical;
 my $HTTP = HTTP::Tiny->new(timeout => 60);
 my $WAKE = 1.0;    # seconds: a message reaches a parked client on another instance
@@ -33,6 +35,7 @@ my $WAKE = 1.0;    # seconds: a message reaches a parked client on another insta
 my $dir = tempdir('scale-XXXXXX', DIR => $ENV{PGCHAT_TEST_TMP} // '/tmp',
                   CLEANUP => 1);
 chmod 0755, $dir;
+Stack::give_dir($dir);    # the responders' sockets
 
 # --- helpers -------------------------------------------------------------
 
@@ -146,7 +149,7 @@ sub reports_ok {
     ok(!@r, "$what: no sanitizer reports or crashes") or diag(join "\n", @r);
 }
 
-my $user = $> == 0 ? 'user root;' : '';
+my $user = $> == 0 ? 'user ' . Stack::run_user() . ';' : '';    # as bin/nginx-conf does
 copy("/etc/nginx/$_", "$dir/$_") or die "$_: $!" for qw(fastcgi_params mime.types);
 
 # --- two instances behind one upstream -------------------------------------
@@ -157,10 +160,10 @@ copy("/etc/nginx/$_", "$dir/$_") or die "$_: $!" for qw(fastcgi_params mime.type
     my $sock_a = "$dir/a.sock";
     my $port_b = Stack::free_port();
     my $a = start("$dir/a.log", {DATABASE_URL => $url, PGCHAT_SOCKET => $sock_a,
-                                 WEB_CONCURRENCY => 1}, $BIN);
+                                 WEB_CONCURRENCY => 1}, @BIN);
     my $b = start("$dir/b.log", {DATABASE_URL => $url,
                                  PGCHAT_SOCKET => "127.0.0.1:$port_b",
-                                 WEB_CONCURRENCY => 1}, $BIN);
+                                 WEB_CONCURRENCY => 1}, @BIN);
     ok(wait_until(60, sub { -S $sock_a }), 'instance A listens on a unix socket')
         or diag(slurp("$dir/a.log"));
     ok(wait_until(60, sub { port_open($port_b) }), "instance B listens on TCP 127.0.0.1:$port_b")
@@ -301,15 +304,14 @@ SKIP: {
     my $n = "$dir/netns";
     mkdir $n;
     my $url = Stack::db_url(new_db('scale', 'template_pgchat'));
-    # Both accept FastCGI from host A's address only (FCGI_WEB_SERVER_ADDRS),
-    # where nginx runs: a responder refuses to listen on an address others
-    # can reach without it.
+    # B accepts FastCGI from host A's address only (FCGI_WEB_SERVER_ADDRS).
+    # A listens on a host address too: it names the one nginx (its own).
     my $a = start("$n/a.log", {DATABASE_URL => $url, PGCHAT_SOCKET => "$ip_a:9000",
                                FCGI_WEB_SERVER_ADDRS => $ip_a,
-                               WEB_CONCURRENCY => 1}, $ip, 'netns', 'exec', $ns_a, $BIN);
+                               WEB_CONCURRENCY => 1}, $ip, 'netns', 'exec', $ns_a, @BIN);
     my $b = start("$n/b.log", {DATABASE_URL => $url, PGCHAT_SOCKET => "$ip_b:9000",
                                FCGI_WEB_SERVER_ADDRS => $ip_a,
-                               WEB_CONCURRENCY => 1}, $ip, 'netns', 'exec', $ns_b, $BIN);
+                               WEB_CONCURRENCY => 1}, $ip, 'netns', 'exec', $ns_b, @BIN);
     for ([$a, 'a'], [$b, 'b']) {
         my ($pid, $name) = @$_;
         wait_until(60, sub { slurp("$n/$name.log") =~ /worker started/ })

@@ -56,6 +56,23 @@ function eq(got, want, what) {
 /* ------------------------------------------------------------- helpers */
 
 const users = {};
+// Every request any page made (method, URL, X-Pgchat-Id header), and every
+// session id the server gave out: no id may ever be in a URL.
+const requests = [];
+const sessionIds = new Set();
+
+function record(page, who) {
+  page.on('request', (r) => {
+    requests.push({ who, method: r.method(), url: r.url(), idHeader: r.headers()['x-pgchat-id'] || null });
+  });
+  page.on('response', async (res) => {
+    if (!new URL(res.url()).pathname.endsWith('/join') || res.status() !== 200) return;
+    try {
+      const data = await res.json();
+      if (data && typeof data.id === 'string') sessionIds.add(data.id);
+    } catch { /* page gone */ }
+  });
+}
 let browser;
 
 let responderStopped = false;
@@ -82,6 +99,7 @@ async function openUser(nick) {
   page.on('request', (r) => {
     if (r.method() === 'POST' && new URL(r.url()).pathname.endsWith('/join')) u.joinPosts++;
   });
+  record(page, nick);
   await page.goto(`${BASE}#${ROOM}`, { waitUntil: 'load', timeout: T });
   users[nick] = u;
   return u;
@@ -383,11 +401,65 @@ test('HTML and the node_chat link XSS payload render as inert text/links', async
     for (const h of r.hrefs) assert(/^https?:\/\//.test(h), `bad href ${JSON.stringify(h)}`);
     // hover the payload link: an injected onmouseover would fire now
     const link = await u.page.$$('#log .line.msg a[href^="http://x/"]');
-    if (link.length) await link[link.length - 1].hover();
+    assert(link.length > 0, `${u.nick}: the payload link was not rendered as a link, nothing to hover`);
+    await link[link.length - 1].hover();
     await u.page.mouse.move(500, 300);
   }
   await a.page.waitForTimeout(300);
   eq(a.dialogs + b.dialogs, 0, 'dialogs fired');
+});
+
+const SCHEMES = ['javascript:alert(1)', 'JaVaScRiPt:alert(document.domain)', 'data:text/html,<script>alert(1)</script>',
+  'vbscript:msgbox(1)', 'see javascript://%0aalert(1) there'];
+
+test('javascript:, data: and vbscript: URLs render as plain text, never as links', async () => {
+  const a = users.alice; const b = users.bob;
+  for (const t of SCHEMES) await say(a, t);
+  for (const u of [a, b]) {
+    for (const t of SCHEMES) await waitMsg(u.page, t);
+    const r = await u.page.$$eval('#log .line.msg .text', (els, want) => els
+      .filter((e) => want.includes(e.textContent))
+      .map((e) => ({ text: e.textContent, links: e.querySelectorAll('a').length, kids: e.children.length })), SCHEMES);
+    eq(r.length, SCHEMES.length, `${u.nick}: lines with the scheme URLs`);
+    for (const x of r) eq(x.kids, 0, `${u.nick}: elements inside ${JSON.stringify(x.text)}`);
+    const hrefs = await u.page.$$eval('#log a', (as) => as.map((x) => x.getAttribute('href')));
+    for (const h of hrefs) assert(/^https?:\/\//.test(h), `${u.nick}: a link to ${JSON.stringify(h)}`);
+  }
+});
+
+test('every nick and message text is a bidi island (unicode-bidi: isolate)', async () => {
+  const { page } = users.bob;
+  const bad = await page.$$eval('#log .line .nick, #log .line .text, #who li',
+    (els) => els.map((e) => getComputedStyle(e).unicodeBidi).filter((v) => v !== 'isolate'));
+  const n = await page.$$eval('#log .line .nick, #log .line .text, #who li', (els) => els.length);
+  assert(n > 4, `only ${n} nicks and texts to check`);
+  eq(bad.length, 0, `elements not isolated (${JSON.stringify(bad.slice(0, 3))})`);
+});
+
+test('a malformed hash (#%E0) falls back to the default room, without errors', async () => {
+  const context = await browser.newContext({ viewport: VIEW, deviceScaleFactor: 1 });
+  try {
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const joins = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname.endsWith('/join')) joins.push(r.postData() || '');
+    });
+    await page.goto(`${BASE}#%E0`, { waitUntil: 'load', timeout: T });
+    await page.waitForSelector('#join-form', { state: 'visible', timeout: T });
+    eq(await page.inputValue('#room'), '', 'room in the join form (empty: the default)');
+    await page.fill('#nick', 'hashy');
+    await page.click('#join-button');
+    await page.waitForSelector('#chat', { state: 'visible', timeout: T });
+    eq(joins.length, 1, 'join requests');
+    eq(new URLSearchParams(joins[0]).get('room'), 'lobby', 'room joined');
+    await page.click('#leave');
+    await page.waitForSelector('#join-form', { state: 'visible', timeout: T });
+    eq(errors.length, 0, `page errors (${errors.join('; ')})`);
+  } finally {
+    await context.close();
+  }
 });
 
 test('new lines while scrolled up show #new-messages; at the bottom it auto-scrolls', async () => {
@@ -514,6 +586,27 @@ test('the Leave button parts and shows the join screen again', async () => {
   assert(await page.isHidden('#chat'), '#chat still visible');
   eq(await text(page, '#status'), 'offline', '#status');
   eq(await page.inputValue('#nick'), 'alice', 'nick kept in the form');
+});
+
+test('no session id in any URL the pages requested; recv carries it in X-Pgchat-Id', async () => {
+  assert(sessionIds.size >= 2, `only ${sessionIds.size} session ids seen`);
+  const recvs = requests.filter((r) => new URL(r.url).pathname.endsWith('/recv'));
+  assert(recvs.length >= 10, `only ${recvs.length} /recv requests seen`);
+  const leaks = requests.filter((r) => [...sessionIds].some((id) => r.url.includes(id)));
+  for (const l of leaks.slice(0, 5)) diag(`${l.who}: ${l.method} ${l.url}`);
+  eq(leaks.length, 0, `requests with a session id in the URL (of ${requests.length})`);
+  const withId = recvs.filter((r) => r.idHeader && sessionIds.has(r.idHeader));
+  assert(withId.length >= 5, `only ${withId.length} /recv requests carried a known id in X-Pgchat-Id`);
+  for (const r of recvs) {
+    const q = new URL(r.url).searchParams;
+    eq([...q.keys()].sort().join(','), 'room,since', `query of ${r.url}`);
+  }
+  const writes = requests.filter((r) => /\/(join|part|send)$/.test(new URL(r.url).pathname));
+  assert(writes.length >= 5, `only ${writes.length} join/part/send requests seen`);
+  for (const r of writes) {
+    eq(r.method, 'POST', `method of ${r.url}`);
+    eq(new URL(r.url).search, '', `query of ${r.url}`);
+  }
 });
 
 test('no dialogs, page errors or CSP violations', async () => {

@@ -176,6 +176,27 @@ ref_blank(const char *s, size_t len)
     return 1;
 }
 
+/* The refused controls of well-formed UTF-8 by their bytes, not decoded:
+ * C0 but tab and newline, DEL, C1 (C2 80-9F), U+202A-202E (E2 80 AA-AE),
+ * U+2066-2069 (E2 81 A6-A9). */
+static int
+ref_control(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+
+    for (size_t i = 0; i < len; i++) {
+        if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n') || s[i] == 0x7f)
+            return 1;
+        if (i + 1 < len && s[i] == 0xc2 && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f)
+            return 1;
+        if (i + 2 < len && s[i] == 0xe2 &&
+            ((s[i + 1] == 0x80 && s[i + 2] >= 0xaa && s[i + 2] <= 0xae) ||
+             (s[i + 1] == 0x81 && s[i + 2] >= 0xa6 && s[i + 2] <= 0xa9)))
+            return 1;
+    }
+    return 0;
+}
+
 static enum valid_text
 ref_text(const char *s, size_t len, size_t max)
 {
@@ -185,6 +206,8 @@ ref_text(const char *s, size_t len, size_t max)
         return VALID_TEXT_TOO_LONG;
     if (!ref_utf8(s, len))
         return VALID_TEXT_BAD_UTF8;
+    if (ref_control(s, len))
+        return VALID_TEXT_CONTROL;
     return VALID_TEXT_OK;
 }
 

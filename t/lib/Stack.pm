@@ -24,17 +24,49 @@ use Time::HiRes qw(sleep time);
 
 use Exporter qw(import);
 our @EXPORT_OK = qw(wait_until slurp spew port_open new_db start_group
-                    stop_group forget_group reap children_of);
+                    stop_group forget_group reap children_of as_user
+                    run_user);
 
 our $TOP = abs_path(dirname(__FILE__) . '/../..');
 my $JSON = JSON::PP->new->utf8->canonical;
 
 sub pg_dir { $ENV{PGCHAT_TEST_PG} or die "run me through make test\n" }
-sub pg_user { $> == 0 ? 'postgres' : scalar getpwuid($>) }
 
+# Who everything runs as, as bin/web has it: as root the unprivileged
+# PGCHAT_USER (pgchat, which bin/pg created), otherwise ourselves. It owns
+# the cluster, and the chat's role has its name.
+sub run_user { $> == 0 ? ($ENV{PGCHAT_USER} || 'pgchat') : scalar getpwuid($>) }
+sub pg_user { run_user() }
+
+# @cmd as run_user(): through setpriv when we are root, which keeps the
+# environment and the descriptors and execs in place (same pid).
+sub as_user {
+    my @cmd = @_;
+    return @cmd unless $> == 0;
+    my $u = run_user();
+    return ('setpriv', "--reuid=$u", "--regid=$u", '--init-groups', '--', @cmd);
+}
+
+# The chat's role (peer authentication: root and run_user() may use it).
 sub db_url {
     my ($db) = @_;
     return "postgresql:///$db?host=" . pg_dir() . "/run&user=" . pg_user();
+}
+
+# The cluster's superuser, for creating and dropping databases: its
+# password is in the cluster's directory (bin/pg).
+sub admin_url {
+    my $dir = pg_dir();
+    return "postgresql:///postgres?host=$dir/run&user=postgres"
+        . "&passfile=$dir/superuser.pgpass";
+}
+
+# A directory run_user() may write in (sockets, logs of its own).
+sub give_dir {
+    my ($dir) = @_;
+    return unless $> == 0;
+    my (undef, undef, $uid, $gid) = getpwnam(run_user()) or die "no user " . run_user();
+    chown $uid, $gid, $dir or die "chown $dir: $!";
 }
 
 # Runs SQL through psql; returns its unaligned output, rows split by \n.
@@ -93,7 +125,7 @@ END {
     kill 'KILL', -$_ for keys %groups;    # each a process group of ours
     waitpid($_, 0) for keys %groups;
     for my $db (@dbs) {
-        eval { psql(db_url('postgres'), qq{DROP DATABASE IF EXISTS "$db" WITH (FORCE)}) };
+        eval { psql(admin_url(), qq{DROP DATABASE IF EXISTS "$db" WITH (FORCE)}) };
     }
     $? = $status;
 }
@@ -102,7 +134,7 @@ END {
 sub new_db {
     my ($prefix, $template) = @_;
     my $name = "${prefix}_${$}_" . scalar(@dbs);
-    psql(db_url('postgres'), qq{CREATE DATABASE "$name"}
+    psql(admin_url(), qq{CREATE DATABASE "$name" OWNER "} . pg_user() . '"'
          . ($template ? qq{ TEMPLATE "$template"} : ''));
     push @dbs, $name;
     return $name;
@@ -196,12 +228,13 @@ sub new {
                        CLEANUP => 1),
     }, $class;
     chmod 0755, $self->{dir};
+    give_dir($self->{dir});    # the responder makes its sockets there
     if ($opt{db}) {
         $self->{db} = $opt{db};
     } else {
         $self->{db} = 't' . $$ . '_' . int(rand(1e9));
-        psql(db_url('postgres'),
-             qq{CREATE DATABASE "$self->{db}" TEMPLATE template_pgchat});
+        psql(admin_url(), qq{CREATE DATABASE "$self->{db}" OWNER "}
+             . pg_user() . '" TEMPLATE template_pgchat');
         $self->{own_db} = 1;
     }
     $self->{database_url} = db_url($self->{db});
@@ -237,7 +270,7 @@ sub start_responder {
     my ($self, $which) = @_;
     for my $i (defined $which ? ($which) : (0 .. $#{$self->{sockets}})) {
         my $socket = $self->{sockets}[$i];
-        my @cmd = ("$TOP/fcgi/pgchat-asan");
+        my @cmd = as_user("$TOP/fcgi/pgchat-asan");
         @cmd = ('sh', '-c', 'ulimit -n "$0" && exec "$@"', $self->{nofile}, @cmd)
             if $self->{nofile};
         unlink $socket;
@@ -385,7 +418,7 @@ sub finish {
     my @reports = $log =~ /^(.*(?:AddressSanitizer|LeakSanitizer|runtime error|killed by signal (?!9\b)).*)$/mg;
     splice @reports, 20 if @reports > 20;
     if ($self->{own_db}) {
-        eval { psql(db_url('postgres'), qq{DROP DATABASE "$self->{db}" WITH (FORCE)}) };
+        eval { psql(admin_url(), qq{DROP DATABASE "$self->{db}" WITH (FORCE)}) };
     }
     return @reports if $opt{no_test};
     ok(!@reports, 'the responder ran without sanitizer reports or crashes')

@@ -23,7 +23,11 @@ main(void)
     is_int(limiter_prune(l, 61000), 0, "and alice once hers is full again");
     ok(limiter_take(l, "alice", 61000), "a forgotten key starts full");
     limiter_free(l);
-    limiter_free(NULL);
-    ok(1, "limiter_free accepts NULL");
+    {
+        struct limiter *none = NULL;
+
+        limiter_free(none); /* a NULL dereference is a sanitizer report */
+        ok(none == NULL, "limiter_free accepts NULL");
+    }
     return done_testing();
 }

@@ -90,6 +90,63 @@ test_since(void)
     ok(valid_since("null", &v) < 0, "null is refused");
 }
 
+/* Both sides of every refused range, and text that must pass. */
+static const struct {
+    const char *s;
+    enum valid_text want;
+    const char *name;
+} controls[] = {
+    {"a\x01z", VALID_TEXT_CONTROL, "U+0001, the first C0 control after NUL"},
+    {"a\x07z", VALID_TEXT_CONTROL, "U+0007 BEL"},
+    {"a\x08z", VALID_TEXT_CONTROL, "U+0008, just below tab"},
+    {"a\tz", VALID_TEXT_OK, "U+0009 tab"},
+    {"a\nz", VALID_TEXT_OK, "U+000A newline"},
+    {"a\x0bz", VALID_TEXT_CONTROL, "U+000B, just above newline"},
+    {"a\rz", VALID_TEXT_CONTROL, "U+000D carriage return"},
+    {"a\x1b[31mred", VALID_TEXT_CONTROL, "U+001B ESC (a terminal colour)"},
+    {"a\x1fz", VALID_TEXT_CONTROL, "U+001F, the last C0 control"},
+    {"a z", VALID_TEXT_OK, "U+0020 space, just above C0"},
+    {"a~z", VALID_TEXT_OK, "U+007E, just below DEL"},
+    {"a\x7fz", VALID_TEXT_CONTROL, "U+007F DEL"},
+    {"a\xc2\x80z", VALID_TEXT_CONTROL, "U+0080, the first C1 control"},
+    {"a\xc2\x9bz", VALID_TEXT_CONTROL, "U+009B CSI"},
+    {"a\xc2\x9fz", VALID_TEXT_CONTROL, "U+009F, the last C1 control"},
+    {"a\xc2\xa0z", VALID_TEXT_OK, "U+00A0 no-break space, just above C1"},
+    {"a\xe2\x80\xa9z", VALID_TEXT_OK, "U+2029, just below U+202A"},
+    {"a\xe2\x80\xaaz", VALID_TEXT_CONTROL, "U+202A LRE"},
+    {"a\xe2\x80\xacz", VALID_TEXT_CONTROL, "U+202C PDF"},
+    {"a\xe2\x80\xaez", VALID_TEXT_CONTROL, "U+202E RLO"},
+    {"a\xe2\x80\xafz", VALID_TEXT_OK, "U+202F, just above U+202E"},
+    {"a\xe2\x81\xa5z", VALID_TEXT_OK, "U+2065, just below U+2066"},
+    {"a\xe2\x81\xa6z", VALID_TEXT_CONTROL, "U+2066 LRI"},
+    {"a\xe2\x81\xa8z", VALID_TEXT_CONTROL, "U+2068 FSI"},
+    {"a\xe2\x81\xa9z", VALID_TEXT_CONTROL, "U+2069 PDI"},
+    {"a\xe2\x81\xaaz", VALID_TEXT_OK, "U+206A, just above U+2069"},
+    {"caf\xc3\xa9 na\xc3\xafve \xc3\x85ngstr\xc3\xb6m", VALID_TEXT_OK,
+     "accents"},
+    {"\xf0\x9f\x98\x80 \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd", VALID_TEXT_OK,
+     "emoji, with a skin tone"},
+    {"\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d abc", VALID_TEXT_OK,
+     "right-to-left letters (Hebrew) without controls"},
+    {"\xe2\x80\x8fx", VALID_TEXT_OK, "U+200F RLM, a mark, not an embedding"},
+    {"\xe2\x80\xae", VALID_TEXT_CONTROL, "a lone U+202E"},
+    {"ok\n\xe2\x81\xa9", VALID_TEXT_CONTROL, "a control at the very end"},
+    {"\xe2\x80\xae\xff", VALID_TEXT_BAD_UTF8,
+     "invalid UTF-8 is reported as such, controls or not"},
+};
+
+static void
+test_controls(void)
+{
+    for (size_t i = 0; i < sizeof(controls) / sizeof(controls[0]); i++)
+        is_int(valid_text(controls[i].s, strlen(controls[i].s), 4096),
+               controls[i].want, "text: %s is %s", controls[i].name,
+               controls[i].want == VALID_TEXT_OK ? "kept" : "refused");
+    ok(valid_control(0x1b) && !valid_control('\t') && !valid_control('\n'),
+       "valid_control: ESC refused, tab and newline kept");
+    ok(!valid_control(0x1f600), "valid_control: an emoji is no control");
+}
+
 static void
 test_text(void)
 {
@@ -155,5 +212,6 @@ main(void)
 
     test_since();
     test_text();
+    test_controls();
     return done_testing();
 }
