@@ -179,7 +179,7 @@ handle_send(struct req *r)
         req_error(r, 400, "Message is not valid UTF-8");
         return;
     case VALID_TEXT_CONTROL:
-        routes_error(r, 400, "Message has control characters");
+        req_error(r, 400, "Message has control characters");
         return;
     case VALID_TEXT_OK:
         break;
