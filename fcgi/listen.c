@@ -287,6 +287,13 @@ listen_recv(const char *room, int64_t since, int limit, listen_fn fn, void *arg)
     return 0;
 }
 
+void
+listen_drain(void)
+{
+    if (P.phase == READY && P.call == NONE)
+        on_event(&P.w, EV_IN);
+}
+
 int
 listen_up(void)
 {

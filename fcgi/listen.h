@@ -32,6 +32,10 @@ int listen_init(const char *conninfo, const struct listen_callbacks *cb);
 int listen_recv(const char *room, int64_t since, int limit, listen_fn fn,
                 void *arg);
 
+/* Reads notifications that have come but not been read yet (one recv(2)),
+ * so that an answer about to be given is not older than it needs to be. */
+void listen_drain(void);
+
 /* Whether LISTEN is in place. */
 int listen_up(void);
 

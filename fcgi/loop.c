@@ -56,6 +56,8 @@ struct fetch {
 };
 
 static void service(struct room *rm);
+static int64_t fan_out(struct room *rm);
+static void fetch(struct room *rm, int64_t since, int limit);
 
 static void
 mark_dirty(struct room *rm)
@@ -140,6 +142,7 @@ on_fetched(void *arg, struct msg_list *list, int64_t head)
 {
     struct fetch *f = arg;
     struct room *rm = f->room;
+    int64_t missing;
 
     rm->querying = 0;
     if (!list) {
@@ -160,8 +163,14 @@ on_fetched(void *arg, struct msg_list *list, int64_t head)
     }
     rooms_learn(rm, f->since, list, head, f->limit);
     free(f);
-    mark_dirty(rm);
-    service(rm);
+    /* This answer is the round's fan-out: everyone the window can answer
+     * now is, or a busy room's catch-up would never reach its readers
+     * behind (each round would find a newer head and catch up again). */
+    missing = fan_out(rm);
+    if (missing >= 0)
+        fetch(rm, missing, LOOP_PAGE);
+    else if (rm->recent.head < rm->head || !rm->recent.valid)
+        mark_dirty(rm);
 }
 
 /* Queries at most limit messages of rm after since; the answer comes to
@@ -331,6 +340,10 @@ loop_recv(struct req *r, const char *room, int64_t since, const char *id)
         park_wait(rd, config.recv_timeout_ms);
         return;
     }
+    /* About to answer from what is known: first learn of commits whose
+     * NOTIFY has come already (a client that has just sent, asking another
+     * worker, then sees its own message). */
+    listen_drain();
     /* A window behind a known head waits for the catch-up, which serves
      * every reader of the room, instead of giving an answer already old. */
     if ((!rm->known || rm->recent.head >= rm->head) &&

@@ -72,6 +72,11 @@ listen_tcp(const char *spec)
     }
     memcpy(host, spec, colon - spec);
     host[colon - spec] = '\0';
+    if (host[0] == '[' && colon > spec + 1 && colon[-1] == ']') {
+        /* "[::1]:9000": an IPv6 address in brackets, as in a URL. */
+        memmove(host, host + 1, (size_t)(colon - spec) - 2);
+        host[colon - spec - 2] = '\0';
+    }
     rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &ai);
     if (rc != 0) {
         log_error("cannot resolve '%s': %s", spec, gai_strerror(rc));
