@@ -18,10 +18,17 @@ LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 SRC      = $(wildcard fcgi/*.c)
 HDR      = $(wildcard fcgi/*.h)
-# Everything but the process code, for unit tests and the fuzzer.
-LIB_SRC  = $(filter-out fcgi/main.c fcgi/worker.c,$(SRC))
 UNIT_SRC = $(wildcard t/unit/*.c)
 UNIT_BIN = $(patsubst t/unit/%.c,build/unit/%,$(UNIT_SRC))
+# Each unit test links only the files it tests (and what they need).
+UNIT_hostile = query store pg token valid views msg util
+UNIT_limit   = limit util
+UNIT_query   = query util
+UNIT_recent  = recent msg util
+UNIT_valid   = valid
+UNIT_views   = views store pg msg util
+UNIT_wire    = wire util
+unit_src = $(patsubst %,fcgi/%.c,$(UNIT_$(1)))
 
 # Debian packages, each with the file that proves it is there (bin/deps
 # installs the missing ones). Building and running need the first list;
@@ -70,9 +77,11 @@ fcgi/pgchat: $(SRC) $(HDR) | deps
 fcgi/pgchat-asan: $(SRC) $(HDR) | deps
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $(SRC) $(LIBS)
 
-build/unit/%: t/unit/%.c t/unit/tap.h t/unit/testlib.h $(LIB_SRC) $(HDR) | deps
+.SECONDEXPANSION:
+build/unit/%: t/unit/%.c t/unit/tap.h t/unit/testlib.h \
+              $$(call unit_src,$$*) $(HDR) | deps
 	@mkdir -p build/unit
-	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Ifcgi -o $@ $< $(LIB_SRC) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Ifcgi -o $@ $< $(call unit_src,$*) $(LIBS)
 
 unit: $(UNIT_BIN)
 

@@ -59,7 +59,7 @@ config_load(void)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     long workers, batch_ms, max_message, rate_limit, room_sessions;
-    long send_rate, send_burst, retention;
+    long send_rate, send_burst, retention, addr_sessions;
     int session_ms;
 
     config.database_url = getenv("DATABASE_URL");
@@ -89,8 +89,12 @@ config_load(void)
         integer("PGCHAT_SEND_BURST", 20, 1, 100000, &send_burst) < 0 ||
         integer("PGCHAT_ROOM_SESSIONS", 1000, 1, 10000000, &room_sessions) <
             0 ||
+        integer("PGCHAT_ADDR_SESSIONS", 20, 0, 10000000, &addr_sessions) < 0 ||
+        seconds_ms("PGCHAT_DB_TIMEOUT", 5, 0.1, 600, &config.db_timeout_ms) <
+            0 ||
         integer("MESSAGE_RETENTION", 0, 0, 100000, &retention) < 0)
         return -1;
+    config.addr_sessions = rate_limit ? (int)addr_sessions : 0;
     config.retention_days = (int)retention;
     config.rate_limit = (int)rate_limit;
     config.send_rate = (double)send_rate;

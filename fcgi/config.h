@@ -20,8 +20,10 @@ struct config {
     double send_rate;                /* PGCHAT_SEND_RATE: msgs/s a session */
     double send_burst;               /* PGCHAT_SEND_BURST */
     int room_sessions;               /* PGCHAT_ROOM_SESSIONS: cap a room */
-    int retention_days;              /* MESSAGE_RETENTION: 0 keeps all */
-    int64_t starttime;               /* ms since the epoch, set by main */
+    int addr_sessions;  /* PGCHAT_ADDR_SESSIONS: per address and room */
+    int db_timeout_ms;  /* PGCHAT_DB_TIMEOUT (s): bound on a database call */
+    int retention_days; /* MESSAGE_RETENTION: 0 keeps all */
+    int64_t starttime;  /* ms since the epoch, set by main */
 };
 
 /* Read-only once config_load() has returned. */

@@ -1,34 +1,39 @@
-/* loop.h -- the worker's event loop: parked /recv requests, timers, and the
- * one PostgreSQL connection that LISTENs.
+/* loop.h -- every /recv of the worker, decided on the loop thread: answered
+ * from a room's window, parked until news, or pinged at its deadline.
  */
 #ifndef PGCHAT_LOOP_H
 #define PGCHAT_LOOP_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "request.h"
 
-/* Sets up the loop and its connection. Call once, before any thread may
- * call loop_submit(). Returns 0 or -1. */
-int loop_init(void);
+/* Hands keep-alives on: ids (the callee takes the array and each string)
+ * name sessions whose readers were served since the last call. */
+typedef void (*loop_touch_fn)(char **ids, size_t n);
 
-/* Takes r, a /recv with room and since set: answers it or parks it. Safe
- * from any thread. */
-void loop_submit(struct req *r);
+/* Sets up the LISTEN connection. Returns 0 or -1. */
+int loop_init(loop_touch_fn touch);
 
-/* Copies token: the session is marked active with the next batch of
- * keep-alives. Safe from any thread. */
-void loop_touch(const char *token);
+/* Takes r, a /recv of room after since; id (borrowed from r) names the
+ * session to keep alive, or is NULL. Answers now or parks it. */
+void loop_recv(struct req *r, const char *room, int64_t since, const char *id);
 
-/* How many requests are parked now. Safe from any thread. */
-size_t loop_parked(void);
+/* Whether this worker's LISTEN connection is up and answering. */
+int loop_healthy(void);
 
-/* Runs until SIGTERM or SIGINT. Returns 0. */
-int loop_run(void);
+/* The next mono_ms() at which loop_tick() has work, and that work: pings,
+ * batched fan-outs, keep-alives, forgetting idle rooms. */
+int64_t loop_due(void);
+void loop_tick(int64_t now);
 
-/* After loop_run(), once nothing new is accepted: answers what is queued
- * and every parked request with a ping, and writes the last keep-alives. */
-void loop_finish(void);
+/* Stopping: every parked reader gets its ping now, and so does every later
+ * /recv (its client simply asks again, elsewhere); the last keep-alives
+ * are handed on. */
+void loop_stop(void);
 
-/* Last: answers any later submission with 503 and closes the connection. */
+/* Last: closes the LISTEN connection and forgets every room. */
 void loop_close(void);
 
 #endif

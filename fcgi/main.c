@@ -10,7 +10,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -33,8 +35,27 @@
 static pid_t *pids;
 static int write_fd = -1; /* the writes' own socket, or -1 */
 
-/* Listens on "host:port" (":port": every address). Returns the socket or
- * -1. */
+/* Whether a is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x). */
+static int
+loopback(const struct sockaddr *a)
+{
+    if (a->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >>
+                24) == 127;
+    if (a->sa_family == AF_INET6) {
+        const struct in6_addr *a6 =
+            &((const struct sockaddr_in6 *)a)->sin6_addr;
+
+        return IN6_IS_ADDR_LOOPBACK(a6) ||
+               (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
+/* Listens on "host:port" (":port": every address). FastCGI has no
+ * authentication: anyone who reaches the socket speaks for the web server,
+ * so an address others can reach needs FCGI_WEB_SERVER_ADDRS. Returns the
+ * socket or -1. */
 static int
 listen_tcp(const char *spec)
 {
@@ -51,9 +72,23 @@ listen_tcp(const char *spec)
     }
     memcpy(host, spec, colon - spec);
     host[colon - spec] = '\0';
+    if (host[0] == '[' && colon > spec + 1 && colon[-1] == ']') {
+        /* "[::1]:9000": an IPv6 address in brackets, as in a URL. */
+        memmove(host, host + 1, (size_t)(colon - spec) - 2);
+        host[colon - spec - 2] = '\0';
+    }
     rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &ai);
     if (rc != 0) {
         log_error("cannot resolve '%s': %s", spec, gai_strerror(rc));
+        return -1;
+    }
+    if (!loopback(ai->ai_addr) && !getenv("FCGI_WEB_SERVER_ADDRS")) {
+        log_error("refusing to listen on '%s', which is not a loopback "
+                  "address, without FCGI_WEB_SERVER_ADDRS: FastCGI has no "
+                  "authentication",
+                  spec);
+        freeaddrinfo(ai);
+        errno = EACCES;
         return -1;
     }
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

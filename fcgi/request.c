@@ -1,22 +1,22 @@
 /* request.c -- one FastCGI request: parameters, bounded body, replies.
  *
- * A reply is one writev(2) of its records (wire.c); the connection then
- * goes back to the server thread for the next request, which is what lets
- * nginx keep it (fastcgi_keep_conn) instead of connecting anew each time.
+ * A reply on the loop thread is written at once, borrowing its body (a
+ * fan-out's thousands of replies share one). From another thread it is
+ * made into one buffer and posted to the loop, which writes it: sockets
+ * belong to the loop thread alone.
  */
 #define _GNU_SOURCE
 #include "request.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
-#include "server.h"
+#include "ev.h"
 #include "util.h"
+#include "views.h"
 
 static enum req_method
 parse_method(const char *m)
@@ -81,13 +81,15 @@ route_name(const char *uri, const char *base)
 }
 
 struct req *
-req_new(struct conn *c)
+req_new(struct conn *c, const struct wire_in *in)
 {
     struct req *r = xcalloc(1, sizeof(*r));
     const char *uri, *qs;
 
     r->conn = c;
-    if (wire_params_decode(&r->params, c->in.params, c->in.plen) < 0)
+    r->id = in->busy;
+    server_set_owner(c, r);
+    if (wire_params_decode(&r->params, in->params, in->plen) < 0)
         r->bad_input = 1;
     r->method = parse_method(wire_param(&r->params, "REQUEST_METHOD"));
     uri = wire_param(&r->params, "DOCUMENT_URI");
@@ -98,7 +100,7 @@ req_new(struct conn *c)
     if (qs && query_parse(&r->query, qs, strlen(qs)) < 0)
         r->bad_input = 1;
     if (r->method == REQ_POST)
-        read_body(r, &c->in);
+        read_body(r, in);
     return r;
 }
 
@@ -110,6 +112,12 @@ req_param(const struct req *r, const char *name)
     return v ? v : query_get(&r->query, name);
 }
 
+const char *
+req_env(const struct req *r, const char *name)
+{
+    return wire_param(&r->params, name);
+}
+
 static const char *
 reason(int status)
 {
@@ -118,6 +126,8 @@ reason(int status)
         return "OK";
     case 400:
         return "Bad Request";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -143,44 +153,36 @@ req_free(struct req *r)
     wire_params_release(&r->params);
     query_release(&r->query);
     query_release(&r->form);
-    free(r->token);
     free(r);
 }
 
-/* Writes iov[0..n) whole. Returns 0, or -1 when the web server has gone
- * (or stopped reading for longer than the send timeout, see server.c). */
-static int
-write_all(int fd, struct iovec *iov, int n)
-{
-    while (n > 0) {
-        ssize_t w = writev(fd, iov, n);
+/* A reply made on another thread, on its way to the loop. */
+struct posted {
+    struct req *r;
+    size_t len;
+    char bytes[]; /* the records, whole */
+};
 
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        while (n > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (char *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
-    }
-    return 0;
+static void
+deliver(void *arg)
+{
+    struct posted *p = arg;
+    struct iovec iov = {p->bytes, p->len};
+    struct conn *c = p->r->conn;
+
+    req_free(p->r);
+    server_reply(c, &iov, 1);
+    free(p);
 }
 
 void
 req_reply(struct req *r, int status, const char *body, size_t len)
 {
-    struct conn *c = r->conn;
     char head[256];
     size_t blen = r->method == REQ_HEAD ? 0 : len, total;
     unsigned char small_hdrs[64], *hdrs = small_hdrs;
     struct iovec small_iov[8], *iov = small_iov;
-    int n, ok;
+    int n;
 
     n = snprintf(head, sizeof(head),
                  "Status: %d %s\r\n"
@@ -197,15 +199,51 @@ req_reply(struct req *r, int status, const char *body, size_t len)
         hdrs = xmalloc(wire_reply_hdrs(total));
         iov = xmalloc(wire_reply_iovs(total) * sizeof(*iov));
     }
-    ok = write_all(c->fd, iov,
-                   wire_reply(c->id, head, (size_t)n, body, blen, hdrs, iov)) ==
-         0;
+    n = wire_reply(r->id, head, (size_t)n, body, blen, hdrs, iov);
+    if (ev_on_loop()) {
+        struct conn *c = r->conn;
+
+        req_free(r);
+        server_reply(c, iov, n);
+    } else {
+        size_t size = 0;
+        struct posted *p;
+
+        for (int i = 0; i < n; i++)
+            size += iov[i].iov_len;
+        p = xmalloc(sizeof(*p) + size);
+        p->r = r;
+        p->len = 0;
+        for (int i = 0; i < n; i++) {
+            memcpy(p->bytes + p->len, iov[i].iov_base, iov[i].iov_len);
+            p->len += iov[i].iov_len;
+        }
+        ev_post(deliver, p);
+    }
     if (hdrs != small_hdrs) {
         free(hdrs);
         free(iov);
     }
-    req_free(r);
-    server_done(c, ok);
+}
+
+void
+req_error(struct req *r, int status, const char *message)
+{
+    size_t len;
+    char *body = views_error(message, &len);
+
+    req_reply(r, status, body, len);
+    free(body);
+}
+
+void
+req_ok(struct req *r)
+{
+    size_t len;
+    char *body = views_rss(rss_current(), &len);
+
+    req_reply(r, 200, body, len);
+    free(body);
 }
 
 void
@@ -214,11 +252,5 @@ req_drop(struct req *r)
     struct conn *c = r->conn;
 
     req_free(r);
-    server_done(c, 0);
-}
-
-int
-req_fd(const struct req *r)
-{
-    return r->conn->fd;
+    server_drop(c);
 }

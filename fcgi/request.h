@@ -1,9 +1,10 @@
-/* request.h -- one FastCGI request: its parameters, bounded body, decoded
- * query and form, and the reply that finishes it.
+/* request.h -- one FastCGI request: its parameters, decoded query and form,
+ * and the reply that ends it.
  *
- * A struct req moves between threads: the server thread makes it, and then
- * exactly one thread (the same one, the writer or the event loop) replies
- * or drops it, which frees it and passes its connection on.
+ * The loop thread makes a struct req; exactly one holder (the routes, the
+ * event loop or the writer thread) then replies or drops it, which frees it
+ * and passes its connection on. Replies may come from any thread; they are
+ * written on the loop thread.
  */
 #ifndef PGCHAT_REQUEST_H
 #define PGCHAT_REQUEST_H
@@ -11,8 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wire.h"
 #include "query.h"
+#include "server.h"
+#include "wire.h"
 
 /* Bodies above this are refused with 413; nginx's client_max_body_size is
  * the same, so the cap only matters when nginx is configured otherwise. */
@@ -20,11 +22,9 @@
 
 enum req_method { REQ_GET = 1, REQ_HEAD = 2, REQ_POST = 4, REQ_OTHER = 8 };
 
-struct room;
-struct conn;
-
 struct req {
     struct conn *conn; /* owned until the reply */
+    uint16_t id;       /* the FastCGI request id */
     struct wire_params params;
     enum req_method method;
     const char *path;   /* borrowed from params: the endpoint's name */
@@ -32,39 +32,35 @@ struct req {
     struct query form;  /* the body of a form POST */
     int bad_input;      /* query or body could not be decoded */
     int body_status;    /* 0, or the status the body already deserves */
-
-    /* Filled in by the routes for the thread that finishes the request;
-     * borrowed from query/form unless said otherwise. */
-    const char *room, *nick, *id, *text;
-    int64_t since;
-    char *token; /* owned: a new session's token */
-    int job;     /* what the writer thread is to do (enum writer_job) */
-
-    /* Links for the writer's queue and the event loop's lists. */
-    struct req *next, *prev;   /* queue, or the room's parked list */
-    struct req *tnext, *tprev; /* the loop's timeout list */
-    struct room *parked_in;
-    int64_t deadline; /* mono_ms() at which a parked request gets a ping */
+    /* Set by a holder that can end the request early, on the loop thread:
+     * called there when the client has gone (then r must be dropped). */
+    void (*cancel)(struct req *r);
+    void *holder; /* the holder's own record of r */
 };
 
-/* Returns the request that c has just read whole (c->in), decoded, for the
- * caller to finish with req_reply() or req_drop(); it takes c along. The
- * caller then resets c->in. */
-struct req *req_new(struct conn *c);
+/* Returns the request that c has just read whole (in), decoded; it takes c
+ * along. */
+struct req *req_new(struct conn *c, const struct wire_in *in);
 
 /* Borrowed: the named parameter from the form body, else the query string;
  * NULL when absent. */
 const char *req_param(const struct req *r, const char *name);
 
-/* Takes r: sends status and the JSON body, frees r, and gives its
- * connection back for the next request (or closes it). */
-void req_reply(struct req *r, int status, const char *body, size_t len);
+/* Borrowed: the FastCGI parameter name (HTTP_*, REMOTE_ADDR, ...), or
+ * NULL. */
+const char *req_env(const struct req *r, const char *name);
 
-/* Takes r: closes the connection without a reply (the client left). */
+/* Take r: send status with the JSON body (req_reply), {"error":message}
+ * (req_error) or {"rss":N} (req_ok), free r, and give its connection back
+ * for the next request. Safe from any thread. */
+void req_reply(struct req *r, int status, const char *body, size_t len);
+void req_error(struct req *r, int status, const char *message);
+void req_ok(struct req *r);
+
+/* Takes r: ends it without a reply (its client has gone). Loop thread. */
 void req_drop(struct req *r);
 
-/* The connection's file descriptor, to watch for the client leaving (the
- * web server then closes it). */
-int req_fd(const struct req *r);
+/* The reply for a database that cannot be reached. */
+#define REQ_DB_DOWN "Database unavailable, try again"
 
 #endif

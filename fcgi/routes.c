@@ -1,17 +1,19 @@
 /* routes.c -- the table of endpoints and the checks every request passes
- * before it reaches the database.
+ * before it reaches the event loop or the writer.
  *
  * Everything that can be decided from the request alone is decided here, on
- * the server thread, so that the writer thread and the event loop only ever
- * see well-formed requests.
+ * the loop thread, so that the writer and the loop only ever see
+ * well-formed requests.
  */
 #include "routes.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "loop.h"
+#include "request.h"
 #include "token.h"
 #include "util.h"
 #include "valid.h"
@@ -20,164 +22,233 @@
 
 #define DEFAULT_ROOM "lobby"
 
-void
-routes_error(struct req *r, int status, const char *message)
-{
-    size_t len;
-    char *body = views_error(message, &len);
-
-    req_reply(r, status, body, len);
-    free(body);
-}
-
-void
-routes_ok(struct req *r)
-{
-    size_t len;
-    char *body = views_rss(rss_current(), &len);
-
-    req_reply(r, 200, body, len);
-    free(body);
-}
-
-/* Sets r->room from the request. Returns 0, or -1 after replying. */
+/* Sets *room from the request. Returns 0, or -1 after replying. */
 static int
-take_room(struct req *r)
+take_room(struct req *r, const char **room)
 {
-    const char *room = req_param(r, "room");
+    const char *v = req_param(r, "room");
 
-    if (!room) {
-        r->room = DEFAULT_ROOM;
+    if (!v) {
+        *room = DEFAULT_ROOM;
         return 0;
     }
-    if (!valid_room(room, strlen(room))) {
-        routes_error(r, 400, "Bad room.");
+    if (!valid_room(v, strlen(v))) {
+        req_error(r, 400, "Bad room.");
         return -1;
     }
-    r->room = room;
+    *room = v;
     return 0;
+}
+
+/* The session id: from the X-Pgchat-Id header (our client, so that no id
+ * travels in a URL), the form body, or the query string (the classic
+ * client). Borrowed; NULL when absent. */
+static const char *
+session_id(const struct req *r)
+{
+    const char *id = req_env(r, "HTTP_X_PGCHAT_ID");
+
+    return id ? id : req_param(r, "id");
+}
+
+/* Whether the host[:port] of an Origin names the Host asked for. A Host
+ * without a port (some clients leave it out) means the port nginx took the
+ * request on. */
+static int
+same_host(const char *origin, const char *host, const char *port)
+{
+    size_t n;
+
+    if (!host)
+        return 0;
+    if (strcasecmp(origin, host) == 0)
+        return 1;
+    n = strlen(host);
+    return !strchr(host, ':') && port && strncasecmp(origin, host, n) == 0 &&
+           origin[n] == ':' && strcmp(origin + n + 1, port) == 0;
+}
+
+/* Whether the browser says another site made this request: any web page
+ * could otherwise make its visitors join, send or part. A request with
+ * neither header (curl, the classic client in an old browser) is taken.
+ * Under "Referrer-Policy: no-referrer" (nginx.conf) a browser sends
+ * "Origin: null" even from our own page; Sec-Fetch-Site then vouches. */
+static int
+cross_site(const struct req *r)
+{
+    const char *site = req_env(r, "HTTP_SEC_FETCH_SITE");
+    const char *origin = req_env(r, "HTTP_ORIGIN");
+    const char *host = req_env(r, "HTTP_HOST");
+    const char *p;
+
+    if (site &&
+        (strcmp(site, "cross-site") == 0 || strcmp(site, "same-site") == 0))
+        return 1;
+    if (!origin)
+        return 0;
+    if (strcmp(origin, "null") == 0)
+        return !site || strcmp(site, "same-origin") != 0;
+    p = strstr(origin, "://");
+    return !p || !same_host(p + 3, host, req_env(r, "SERVER_PORT"));
+}
+
+static struct job *
+job_new(struct req *r, enum writer_kind kind, const char *room)
+{
+    struct job *j = xcalloc(1, sizeof(*j));
+
+    j->req = r;
+    j->kind = kind;
+    j->room = room;
+    return j;
 }
 
 static void
 handle_who(struct req *r)
 {
-    if (take_room(r) < 0)
-        return;
-    writer_submit(r, WRITER_WHO);
+    const char *room;
+
+    if (take_room(r, &room) == 0)
+        writer_submit(job_new(r, WRITER_WHO, room));
 }
 
 static void
 handle_join(struct req *r)
 {
-    const char *nick = req_param(r, "nick");
+    const char *nick = req_param(r, "nick"), *room;
+    struct job *j;
 
     if (!nick || !valid_nick(nick, strlen(nick))) {
-        routes_error(r, 400, "Bad nick.");
+        req_error(r, 400, "Bad nick.");
         return;
     }
-    if (take_room(r) < 0)
+    if (take_room(r, &room) < 0)
         return;
-    r->nick = nick;
-    r->token = token_new();
-    if (!r->token) {
-        routes_error(r, 503, "Cannot create a session, try again");
+    j = job_new(r, WRITER_JOIN, room);
+    j->nick = nick;
+    j->addr = req_env(r, "REMOTE_ADDR");
+    j->token = token_new();
+    if (!j->token) {
+        free(j);
+        req_error(r, 503, "Cannot create a session, try again");
         return;
     }
-    writer_submit(r, WRITER_JOIN);
+    writer_submit(j);
 }
 
 static void
 handle_part(struct req *r)
 {
-    if (take_room(r) < 0)
+    const char *id = session_id(r), *room;
+    struct job *j;
+
+    if (take_room(r, &room) < 0)
         return;
-    r->id = req_param(r, "id");
-    if (!r->id || !valid_id(r->id, strlen(r->id))) {
-        routes_ok(r); /* names no session: nothing to end */
+    if (!id || !valid_id(id, strlen(id))) {
+        req_ok(r); /* names no session: nothing to end */
         return;
     }
-    writer_submit(r, WRITER_PART);
+    j = job_new(r, WRITER_PART, room);
+    j->id = id;
+    writer_submit(j);
 }
 
 static void
 handle_send(struct req *r)
 {
-    const char *text = req_param(r, "text");
+    const char *text = req_param(r, "text"), *id = session_id(r), *room;
+    struct job *j;
 
-    if (take_room(r) < 0)
+    if (take_room(r, &room) < 0)
         return;
     /* An id that cannot be a token is refused here: it must not reach
      * the database, where one malformed parameter would fail the whole
      * batch of sends it travels in. */
-    r->id = req_param(r, "id");
-    if (!r->id || !valid_id(r->id, strlen(r->id))) {
-        routes_error(r, 400, "No such session id");
+    if (!id || !valid_id(id, strlen(id))) {
+        req_error(r, 400, "No such session id");
         return;
     }
     switch (valid_text(text, text ? strlen(text) : 0, config.max_message)) {
     case VALID_TEXT_EMPTY:
-        routes_error(r, 400, "Empty message");
+        req_error(r, 400, "Empty message");
         return;
     case VALID_TEXT_TOO_LONG:
-        routes_error(r, 400, "Message too long");
+        req_error(r, 400, "Message too long");
         return;
     case VALID_TEXT_BAD_UTF8:
-        routes_error(r, 400, "Message is not valid UTF-8");
+        req_error(r, 400, "Message is not valid UTF-8");
         return;
     case VALID_TEXT_CONTROL:
-        routes_error(r, 400, "Message has control characters");
+        req_error(r, 400, "Message has control characters");
         return;
     case VALID_TEXT_OK:
         break;
     }
-    r->text = text;
-    writer_submit(r, WRITER_SEND);
+    j = job_new(r, WRITER_SEND, room);
+    j->id = id;
+    j->text = text;
+    writer_submit(j);
 }
 
 static void
 handle_recv(struct req *r)
 {
-    if (valid_since(req_param(r, "since"), &r->since) < 0) {
-        routes_error(r, 400, "Must supply since parameter");
+    const char *id = session_id(r), *room;
+    int64_t since;
+
+    if (valid_since(req_param(r, "since"), &since) < 0) {
+        req_error(r, 400, "Must supply since parameter");
         return;
     }
-    if (take_room(r) < 0)
+    if (take_room(r, &room) < 0)
         return;
     /* Reading needs no session; an id is only used as a keep-alive. */
-    r->id = req_param(r, "id");
-    if (r->id && !valid_id(r->id, strlen(r->id)))
-        r->id = NULL;
-    loop_submit(r);
+    if (id && !valid_id(id, strlen(id)))
+        id = NULL;
+    loop_recv(r, room, since, id);
 }
 
+/* What the answering worker knows without waiting: its LISTEN connection
+ * is up and answers within the bound. */
 static void
 handle_healthz(struct req *r)
 {
-    writer_submit(r, WRITER_HEALTH);
+    size_t len;
+    char *body;
+
+    if (!loop_healthy()) {
+        req_error(r, 503, REQ_DB_DOWN);
+        return;
+    }
+    body = views_health(rss_current(), &len);
+    req_reply(r, 200, body, len);
+    free(body);
 }
 
 static void
 handle_stats(struct req *r)
 {
-    writer_submit(r, WRITER_STATS);
+    writer_submit(job_new(r, WRITER_STATS, NULL));
 }
 
 static const struct route {
     const char *path;
     int methods;
+    int writes; /* refused from another site */
     void (*handler)(struct req *r);
 } routes[] = {
-    {"who", REQ_GET | REQ_HEAD, handle_who},
-    {"join", REQ_GET | REQ_POST, handle_join},
-    {"part", REQ_GET | REQ_POST, handle_part},
-    {"send", REQ_GET | REQ_POST, handle_send},
-    {"recv", REQ_GET | REQ_HEAD, handle_recv},
-    {"healthz", REQ_GET | REQ_HEAD, handle_healthz},
-    {"stats", REQ_GET | REQ_HEAD, handle_stats},
+    {"who", REQ_GET | REQ_HEAD, 0, handle_who},
+    {"join", REQ_GET | REQ_POST, 1, handle_join},
+    {"part", REQ_GET | REQ_POST, 1, handle_part},
+    {"send", REQ_GET | REQ_POST, 1, handle_send},
+    {"recv", REQ_GET | REQ_HEAD, 0, handle_recv},
+    {"healthz", REQ_GET | REQ_HEAD, 0, handle_healthz},
+    {"stats", REQ_GET | REQ_HEAD, 0, handle_stats},
 };
 
-void
-routes_handle(struct req *r)
+/* Takes r: answers it at once (errors, 404, 405) or hands it on. */
+static void
+handle(struct req *r)
 {
     const struct route *route = NULL;
 
@@ -185,29 +256,48 @@ routes_handle(struct req *r)
         if (strcmp(r->path, routes[i].path) == 0)
             route = &routes[i];
     if (!route) {
-        routes_error(r, 404, "Not found");
+        req_error(r, 404, "Not found");
         return;
     }
     if (!(route->methods & r->method)) {
-        routes_error(r, 405, "Method not allowed");
+        req_error(r, 405, "Method not allowed");
         return;
     }
     switch (r->body_status) {
     case 0:
         break;
     case 413:
-        routes_error(r, 413, "Request body too large");
+        req_error(r, 413, "Request body too large");
         return;
     case 415:
-        routes_error(r, 415, "Body must be application/x-www-form-urlencoded");
+        req_error(r, 415, "Body must be application/x-www-form-urlencoded");
         return;
     default:
-        routes_error(r, 400, "Incomplete request body");
+        req_error(r, 400, "Incomplete request body");
         return;
     }
     if (r->bad_input) {
-        routes_error(r, 400, "Malformed parameters (NUL byte)");
+        req_error(r, 400, "Malformed parameters (NUL byte)");
+        return;
+    }
+    if (route->writes && cross_site(r)) {
+        req_error(r, 403, "Cross-site request refused");
         return;
     }
     route->handler(r);
+}
+
+void
+routes_request(struct conn *c, const struct wire_in *in)
+{
+    handle(req_new(c, in));
+}
+
+void
+routes_abort(struct conn *c)
+{
+    struct req *r = server_owner(c);
+
+    if (r && r->cancel)
+        r->cancel(r);
 }

@@ -1,381 +1,560 @@
-/* server.c -- the worker's FastCGI connections: one thread and one epoll
- * instance that accept them, read requests from them, and watch them
- * between requests.
+/* server.c -- the worker's FastCGI connections on the event loop: accepting
+ * them, reading requests, and writing replies without ever blocking.
  *
- * nginx keeps its connections to the responder (fastcgi_keep_conn and
- * keepalive in nginx.conf), so a connection carries request after request,
- * one at a time. Each is registered here with EPOLLONESHOT: the thread
- * reads a request only while it owns the connection, and once a whole
- * request has come it hands the connection on with it and is not woken for
- * it again until server_done() gives it back. A parked /recv therefore costs
- * this thread nothing; the event loop watches it for a hang-up instead.
+ * nginx keeps its connections (fastcgi_keep_conn, keepalive), so one
+ * connection carries request after request, one at a time. Sockets are
+ * non-blocking. A reply is written at once with one writev(2) when the
+ * socket takes it (the fan-out case: thousands of small replies sharing
+ * one body, copied nowhere); what it does not take is copied into the
+ * connection's output queue and written on EPOLLOUT, so a peer that stops
+ * reading stalls only itself, and is dropped after SERVER_SEND_MS.
  *
- * Nothing on this thread waits on the database: routes_handle() checks a
- * request and queues it for the writer or the event loop, so one thread
- * keeps up with nginx.
+ * A connection closed while the loop handles a batch of events may still
+ * be named by a later event of that batch: its memory is freed only in
+ * server_tick(), after the batch. The listening sockets are accept.c's,
+ * which hands each new connection to server_adopt().
  */
 #define _GNU_SOURCE
 #include "server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <pthread.h>
+#include <fastcgi.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "request.h"
-#include "routes.h"
+#include "ev.h"
+#include "stats.h"
 #include "util.h"
 
-#define SERVER_EVENTS 256
-/* A reply is written whole, blocking, by whichever thread answers (for a
- * fan-out the event loop); a web server that stops reading for this long
- * loses the connection instead of stalling that thread. */
-#define SERVER_SEND_TIMEOUT_S 10
-/* A whole record (header, 65535 bytes of content, padding) fits. */
-#define SERVER_READ (8 + 65535 + 255)
+#define SERVER_READ (8 + 65535 + 255) /* a whole record fits */
+#define SERVER_FIRST_MS 10000         /* a new connection's first request */
+#define SERVER_IDLE_MS 300000   /* between requests (nginx's pool: 60 s) */
+#define SERVER_PARTIAL_MS 10000 /* the rest of a request begun */
+#define SERVER_SEND_MS 10000    /* a reply the peer does not read */
+#define SERVER_MAX_BODY (64 * 1024)
+
+struct conn {
+    struct ev_watch w;
+    struct wire_in in;
+    char *buf; /* owned: the start of a record not read whole yet */
+    size_t len;
+    char *out; /* owned: reply bytes the socket did not take yet */
+    size_t olen, ooff;
+    int64_t deadline;         /* mono_ms(); 0: none */
+    void *owner;              /* of the busy request */
+    unsigned busy : 1;        /* a request is out for an answer */
+    unsigned aborted : 1;     /* ... and its web server aborted it */
+    unsigned dead : 1;        /* the socket is closed */
+    unsigned reading : 1;     /* on_input() is running for it */
+    unsigned served : 1;      /* it has carried a request already */
+    unsigned close_after : 1; /* close once out is written */
+    unsigned watch_out : 1;   /* EPOLLOUT is watched */
+    struct conn *prev, *next; /* every open or busy connection */
+    struct conn *zombie;      /* closed, freed after the batch */
+};
 
 static struct {
-    int epfd, evfd;
-    int listen[2];
-    pthread_t thread;
-    pthread_mutex_t mu; /* guards idle and stopping */
-    struct conn *idle;  /* connections armed in epfd, owned here */
+    struct server_callbacks cb;
     int stopping;
-    const char *allowed; /* FCGI_WEB_SERVER_ADDRS, or NULL */
-    _Atomic long long connections, requests; /* for /stats */
-    char rbuf[SERVER_READ];                  /* the thread's read buffer */
-} S = {.mu = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1};
+    struct conn *all, *zombies;
+    size_t nbusy;
+    char rbuf[SERVER_READ];
+} S;
 
-static char tag_stop; /* the eventfd's epoll tag */
+static void on_input(struct conn *c);
+
+/* --- lifetime ------------------------------------------------------------ */
 
 static void
-conn_close(struct conn *c)
+set_busy(struct conn *c, int busy)
 {
-    close(c->fd);
-    wire_in_reset(&c->in);
-    free(c->buf);
-    free(c);
+    if (c->busy != (unsigned)busy)
+        S.nbusy += busy ? 1 : (size_t)-1;
+    c->busy = (unsigned)busy;
 }
 
-/* Call with S.mu held. */
+/* Frees c after the current batch of events. */
 static void
-idle_add(struct conn *c)
-{
-    c->prev = NULL;
-    c->next = S.idle;
-    if (S.idle)
-        S.idle->prev = c;
-    S.idle = c;
-}
-
-static void
-idle_remove(struct conn *c)
+bury(struct conn *c)
 {
     if (c->prev)
         c->prev->next = c->next;
-    else
-        S.idle = c->next;
+    else if (S.all == c)
+        S.all = c->next;
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
+    c->zombie = S.zombies;
+    S.zombies = c;
 }
 
-/* Gives c back to this thread, to be woken when it has input. Returns 0,
- * or -1 when c was closed instead (the worker is stopping). */
-static int
-arm(struct conn *c, int op)
+/* Closes c's socket. Its memory goes once it has no busy request. */
+static void
+conn_close(struct conn *c)
 {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
-                             .data.ptr = c};
-
-    pthread_mutex_lock(&S.mu);
-    if (S.stopping || epoll_ctl(S.epfd, op, c->fd, &ev) < 0) {
-        pthread_mutex_unlock(&S.mu);
-        conn_close(c);
-        return -1;
+    if (!c->dead) {
+        ev_del(&c->w);
+        close(c->w.fd);
+        c->dead = 1;
     }
-    idle_add(c);
-    pthread_mutex_unlock(&S.mu);
+    if (!c->busy)
+        bury(c);
+}
+
+static void
+free_zombies(void)
+{
+    while (S.zombies) {
+        struct conn *c = S.zombies;
+
+        S.zombies = c->zombie;
+        wire_in_reset(&c->in);
+        free(c->buf);
+        free(c->out);
+        free(c);
+    }
+}
+
+/* The deadline c is under while it waits on its peer, if any. */
+static void
+set_deadline(struct conn *c)
+{
+    int64_t now = mono_ms();
+
+    if (c->olen > c->ooff)
+        c->deadline = now + SERVER_SEND_MS;
+    else if (c->busy)
+        c->deadline = 0; /* the request's holder bounds it */
+    else if (c->len || c->in.id)
+        c->deadline = now + SERVER_PARTIAL_MS;
+    else
+        c->deadline = now + (c->served ? SERVER_IDLE_MS : SERVER_FIRST_MS);
+}
+
+/* --- writing ------------------------------------------------------------- */
+
+/* Watches for room to write exactly while something waits to be. */
+static void
+watch(struct conn *c)
+{
+    unsigned want = c->olen > c->ooff;
+
+    if (c->dead || want == c->watch_out)
+        return;
+    if (ev_mod(&c->w, EV_IN | EV_RDHUP | (want ? EV_OUT : 0)) < 0)
+        log_error("cannot watch a connection: %s", strerror(errno));
+    c->watch_out = want;
+}
+
+/* Appends iov[0..n), skipping its first skip bytes, to c's queue. */
+static void
+queue(struct conn *c, const struct iovec *iov, int n, size_t skip)
+{
+    size_t need = 0;
+
+    for (int i = 0; i < n; i++)
+        need += iov[i].iov_len;
+    need -= skip;
+    if (c->ooff && c->ooff == c->olen)
+        c->ooff = c->olen = 0;
+    c->out = xrealloc(c->out, c->olen + need);
+    for (int i = 0; i < n; i++) {
+        const char *p = iov[i].iov_base;
+        size_t len = iov[i].iov_len;
+
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        memcpy(c->out + c->olen, p + skip, len - skip);
+        c->olen += len - skip;
+        skip = 0;
+    }
+}
+
+/* Writes as much of c's queue as the socket takes. Returns 0, or -1 when
+ * the connection broke. */
+static int
+flush(struct conn *c)
+{
+    while (c->ooff < c->olen) {
+        ssize_t w = write(c->w.fd, c->out + c->ooff, c->olen - c->ooff);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (w < 0)
+            return -1;
+        c->ooff += (size_t)w;
+        c->deadline = mono_ms() + SERVER_SEND_MS; /* it reads: progress */
+    }
+    free(c->out);
+    c->out = NULL;
+    c->olen = c->ooff = 0;
     return 0;
 }
 
-void
-server_done(struct conn *c, int ok)
+/* Sends iov[0..n) after what is queued, writing what the socket takes now.
+ * Returns 0, or -1 when the connection broke. */
+static int
+send_iov(struct conn *c, const struct iovec *iov, int n)
 {
-    /* Bytes after a request's end mean a web server that does not wait
-     * for the reply: nothing to keep a connection for. */
-    if (!ok || !c->keep || c->len) {
+    if (c->olen > c->ooff) {
+        queue(c, iov, n, 0);
+        return 0;
+    }
+    while (n > 0) {
+        ssize_t w = writev(c->w.fd, iov, n < IOV_MAX ? n : IOV_MAX);
+        size_t done;
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            queue(c, iov, n, 0);
+            return 0;
+        }
+        if (w < 0)
+            return -1;
+        done = (size_t)w;
+        while (n > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0 && done > 0) {
+            /* The socket is full: the rest waits for EPOLLOUT. */
+            queue(c, iov, n, done);
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* After queueing: closes a broken c, or watches for room to write. */
+static void
+after_send(struct conn *c, int rc)
+{
+    if (rc < 0) {
         conn_close(c);
         return;
     }
-    wire_done(&c->in);
-    arm(c, EPOLL_CTL_MOD);
+    if (c->olen == c->ooff && c->close_after) {
+        conn_close(c);
+        return;
+    }
+    watch(c);
+    set_deadline(c);
 }
 
-/* libfcgi's FCGI_WEB_SERVER_ADDRS: with it set, TCP connections are taken
- * only from the listed addresses (comma-separated). */
+/* Sends what the wire layer owes the web server (refusals, management
+ * replies). Returns 0 or -1. */
 static int
-allowed(int fd)
+send_owed(struct conn *c)
 {
-    struct sockaddr_storage sa;
-    socklen_t len = sizeof(sa);
-    char addr[INET6_ADDRSTRLEN];
-    const char *p;
-    size_t n;
+    struct iovec iov = {c->in.out, c->in.olen};
+    int rc;
 
-    if (!S.allowed || getpeername(fd, (struct sockaddr *)&sa, &len) < 0)
-        return 1;
-    if (sa.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, addr,
-                  sizeof(addr));
-    else if (sa.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, addr,
-                  sizeof(addr));
-    else
-        return 1; /* a unix socket: the file's permissions decide */
-    n = strlen(addr);
-    for (p = S.allowed; *p; p += strcspn(p, ",")) {
-        p += strspn(p, ", ");
-        if (strncmp(p, addr, n) == 0 &&
-            (p[n] == ',' || p[n] == ' ' || p[n] == '\0'))
-            return 1;
+    if (!c->in.olen)
+        return 0;
+    rc = send_iov(c, &iov, 1);
+    c->in.olen = 0;
+    return rc;
+}
+
+/* The busy request is over: c takes the next one, or closes. */
+static void
+request_over(struct conn *c, int rc)
+{
+    wire_done(&c->in);
+    c->aborted = 0;
+    c->owner = NULL;
+    set_busy(c, 0);
+    if (c->dead) {
+        bury(c);
+        return;
     }
-    log_warn("refused a FastCGI connection from %s (FCGI_WEB_SERVER_ADDRS)",
-             addr);
+    if (!c->in.keep || S.stopping)
+        c->close_after = 1;
+    after_send(c, rc);
+    /* Bytes that came while busy (a web server that does not wait). */
+    if (!c->dead && c->len && !c->reading)
+        on_input(c);
+}
+
+void
+server_reply(struct conn *c, const struct iovec *iov, int n)
+{
+    int rc = 0;
+
+    if (!c->dead) {
+        if (c->aborted) {
+            wire_end(&c->in, c->in.busy, FCGI_REQUEST_COMPLETE);
+            rc = send_owed(c);
+        } else {
+            rc = send_iov(c, iov, n);
+        }
+    }
+    request_over(c, rc);
+}
+
+void
+server_drop(struct conn *c)
+{
+    int rc = 0;
+
+    if (!c->dead && c->aborted) {
+        wire_end(&c->in, c->in.busy, FCGI_REQUEST_COMPLETE);
+        rc = send_owed(c);
+    } else if (!c->dead) {
+        c->close_after = 1;
+    }
+    request_over(c, rc);
+}
+
+void
+server_set_owner(struct conn *c, void *owner)
+{
+    c->owner = owner;
+}
+
+void *
+server_owner(const struct conn *c)
+{
+    return c->owner;
+}
+
+/* --- reading ------------------------------------------------------------- */
+
+/* The busy request's peer went away or aborted it. */
+static void
+abort_busy(struct conn *c)
+{
+    c->aborted = 1;
+    S.cb.abort(c);
+}
+
+/* Keeps data[used..len) for the next read. */
+static void
+keep_rest(struct conn *c, const char *data, size_t len, size_t used)
+{
+    char *rest = NULL;
+
+    if (used < len) {
+        rest = xmalloc(len - used);
+        memcpy(rest, data + used, len - used);
+    }
+    free(c->buf);
+    c->buf = rest;
+    c->len = len - used;
+}
+
+/* Parses what c has buffered plus data[0..len). Returns 0, or -1 when c is
+ * to be closed. */
+static int
+parse(struct conn *c, const char *data, size_t len)
+{
+    char *joined = NULL;
+
+    if (c->len) {
+        joined = xmalloc(c->len + len);
+        memcpy(joined, c->buf, c->len);
+        memcpy(joined + c->len, data, len);
+        data = joined;
+        len += c->len;
+    }
+    for (;;) {
+        size_t used;
+        enum wire_status st = wire_feed(&c->in, data, len, &used);
+
+        if (st == WIRE_ERROR || send_owed(c) < 0) {
+            free(joined);
+            return -1;
+        }
+        data += used;
+        len -= used;
+        if (st == WIRE_READY) {
+            stats_add(&stats.requests, 1);
+            set_busy(c, 1);
+            c->served = 1;
+            S.cb.request(c, &c->in);
+            wire_in_next(&c->in);
+            if (c->dead)
+                break;
+        } else if (st == WIRE_ABORT) {
+            abort_busy(c);
+            if (c->dead)
+                break;
+        } else {
+            break;
+        }
+        if (c->busy)
+            break; /* the rest waits for the answer */
+    }
+    if (!c->dead)
+        keep_rest(c, data, len, 0);
+    free(joined);
+    if (!c->dead && c->in.close_after) {
+        /* A request without KEEP_CONN was aborted: its END_REQUEST goes
+         * out, then the connection closes. */
+        c->close_after = 1;
+        after_send(c, 0);
+    }
     return 0;
 }
 
 static void
-on_listen(int lfd)
+on_input(struct conn *c)
 {
-    static int64_t last_warning = INT64_MIN / 2;
-    struct timeval send_timeout = {SERVER_SEND_TIMEOUT_S, 0};
-    struct timespec pause = {0, 10 * 1000 * 1000};
-
-    for (;;) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        struct conn *c;
-
-        if (fd < 0) {
-            /* EAGAIN: another worker took it, or the backlog is empty. */
-            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-                return;
-            /* Out of descriptors or memory: the socket stays readable, so
-             * a pause keeps this thread from spinning on it until replies
-             * close some; the warning comes once a second at the most. */
-            if (mono_ms() - last_warning >= 1000) {
-                log_warn("cannot accept: %s", strerror(errno));
-                last_warning = mono_ms();
-            }
-            nanosleep(&pause, NULL);
-            return;
-        }
-        if (!allowed(fd) ||
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
-                       sizeof(send_timeout)) < 0) {
-            close(fd);
-            continue;
-        }
-        S.connections++;
-        c = xcalloc(1, sizeof(*c));
-        c->fd = fd;
-        c->in.max_body = REQ_MAX_BODY;
-        arm(c, EPOLL_CTL_ADD);
-    }
-}
-
-/* Answers management records (request id 0) at once. Returns 0 or -1. */
-static int
-send_mgmt(struct conn *c)
-{
-    size_t off = 0;
-
-    while (off < c->in.olen) {
-        ssize_t n = write(c->fd, c->in.out + off, c->in.olen - off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        off += (size_t)n;
-    }
-    c->in.olen = 0;
-    return 0;
-}
-
-/* Reads what c has. Returns 1 when a whole request was handed on (c with
- * it), 0 when c waits for more, -1 when c is to be closed. */
-static int
-read_request(struct conn *c)
-{
-    for (;;) {
-        ssize_t n = recv(c->fd, S.rbuf, sizeof(S.rbuf), MSG_DONTWAIT);
-        const char *data = S.rbuf;
-        size_t len, used;
-        enum wire_status st;
+    c->reading = 1;
+    if (c->len && !c->busy && parse(c, "", 0) < 0)
+        goto broken;
+    while (!c->dead) {
+        ssize_t n = recv(c->w.fd, S.rbuf, sizeof(S.rbuf), 0);
 
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
+            break;
         if (n <= 0)
-            return -1; /* the web server closed it, or it broke */
-        len = (size_t)n;
-        if (c->len) {
-            /* The rest of a record begun in an earlier read. */
-            c->buf = xrealloc(c->buf, c->len + len);
-            memcpy(c->buf + c->len, S.rbuf, len);
-            data = c->buf;
-            len += c->len;
-        }
-        st = wire_feed(&c->in, data, len, &used);
-        if (st == WIRE_ERROR || st == WIRE_ABORT ||
-            (c->in.olen && send_mgmt(c) < 0) || c->in.close_after)
-            return -1;
-        if (used < len) {
-            /* Kept: part of a record, or bytes after a whole request. */
-            char *rest = xmalloc(len - used);
-
-            memcpy(rest, data + used, len - used);
-            free(c->buf);
-            c->buf = rest;
-            c->len = len - used;
-        } else {
-            free(c->buf);
-            c->buf = NULL;
-            c->len = 0;
-        }
-        if (st == WIRE_READY) {
-            struct req *r;
-
-            S.requests++;
-            c->id = c->in.id;
-            c->keep = c->in.keep;
-            r = req_new(c);
-            wire_in_next(&c->in);
-            routes_handle(r);
-            return 1;
-        }
+            goto broken; /* the web server closed it, or it broke */
+        if (c->busy && c->len + (size_t)n > SERVER_READ)
+            goto broken; /* it talks on without waiting: not nginx */
+        /* While busy, only ABORT_REQUEST or a refused second request
+         * can come. */
+        if (parse(c, S.rbuf, (size_t)n) < 0)
+            goto broken;
     }
+    c->reading = 0;
+    if (!c->dead) {
+        watch(c);
+        set_deadline(c);
+    }
+    return;
+broken:
+    c->reading = 0;
+    if (c->busy && !c->dead) {
+        ev_del(&c->w);
+        close(c->w.fd);
+        c->dead = 1;
+        abort_busy(c);
+        return;
+    }
+    conn_close(c);
 }
 
 static void
-on_conn(struct conn *c)
+on_conn(struct ev_watch *w, uint32_t events)
 {
-    int rc;
+    struct conn *c = (struct conn *)w;
 
-    pthread_mutex_lock(&S.mu);
-    idle_remove(c);
-    pthread_mutex_unlock(&S.mu);
-    rc = read_request(c);
-    if (rc < 0)
-        conn_close(c);
-    else if (rc == 0)
-        arm(c, EPOLL_CTL_MOD);
+    if (c->dead)
+        return; /* closed earlier in this batch */
+    if (events & EV_OUT) {
+        after_send(c, flush(c));
+        if (c->dead)
+            return;
+    }
+    if (events & (EV_IN | EV_RDHUP | EV_HUP | EV_ERR))
+        on_input(c);
 }
 
-static void *
-server_main(void *arg)
-{
-    struct epoll_event events[SERVER_EVENTS];
-    int stop = 0;
-
-    (void)arg;
-    while (!stop) {
-        int n = epoll_wait(S.epfd, events, SERVER_EVENTS, -1);
-
-        if (n < 0 && errno != EINTR) {
-            log_error("epoll_wait failed: %s", strerror(errno));
-            break;
-        }
-        for (int i = 0; i < n; i++) {
-            void *tag = events[i].data.ptr;
-
-            if (tag == &tag_stop)
-                stop = 1;
-            else if (tag == &S.listen[0] || tag == &S.listen[1])
-                on_listen(*(int *)tag);
-            else
-                on_conn(tag);
-        }
-    }
-    /* Idle connections close now, so that nginx sends its next requests
-     * to the other workers; the rest close once answered (arm()). Only
-     * here, after the last batch: an event in a batch may name any
-     * connection that was idle when the batch was taken. */
-    pthread_mutex_lock(&S.mu);
-    S.stopping = 1;
-    while (S.idle) {
-        struct conn *c = S.idle;
-
-        idle_remove(c);
-        conn_close(c);
-    }
-    pthread_mutex_unlock(&S.mu);
-    return NULL;
-}
+/* --- connections ------------------------------------------------------- */
 
 void
-server_counts(long long *connections, long long *requests)
+server_adopt(int fd)
 {
-    *connections = S.connections;
-    *requests = S.requests;
+    struct conn *c = xcalloc(1, sizeof(*c));
+
+    c->w.fd = fd;
+    c->w.fn = on_conn;
+    c->in.max_body = SERVER_MAX_BODY;
+    if (ev_add(&c->w, EV_IN | EV_RDHUP) < 0) {
+        log_error("cannot watch a connection: %s", strerror(errno));
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = S.all;
+    if (S.all)
+        S.all->prev = c;
+    S.all = c;
+    set_deadline(c);
+    stats_add(&stats.connections, 1);
 }
 
 int
-server_start(int listen_fd, int write_fd)
+server_init(const struct server_callbacks *cb)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_stop};
-    const char *addrs = getenv("FCGI_WEB_SERVER_ADDRS");
-
-    S.allowed = addrs && *addrs ? addrs : NULL;
-    S.listen[0] = listen_fd;
-    S.listen[1] = write_fd;
-    S.epfd = epoll_create1(EPOLL_CLOEXEC);
-    S.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (S.epfd < 0 || S.evfd < 0 ||
-        epoll_ctl(S.epfd, EPOLL_CTL_ADD, S.evfd, &ev) < 0) {
-        log_error("cannot set up the server: %s", strerror(errno));
-        return -1;
-    }
-    for (int i = 0; i < 2; i++) {
-        int fd = S.listen[i];
-
-        if (fd < 0)
-            continue;
-        /* Every worker waits on the same sockets: EPOLLEXCLUSIVE wakes one
-         * of them per connection, not all. The socket is non-blocking for
-         * all of them, which is what they all want. */
-        ev = (struct epoll_event){.events = EPOLLIN | EPOLLEXCLUSIVE,
-                                  .data.ptr = &S.listen[i]};
-        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
-            epoll_ctl(S.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            log_error("cannot watch the listening socket: %s", strerror(errno));
-            return -1;
-        }
-    }
-    if (pthread_create(&S.thread, NULL, server_main, NULL) != 0) {
-        log_error("cannot start the server thread: %s", strerror(errno));
-        return -1;
-    }
+    S.cb = *cb;
     return 0;
 }
 
 void
 server_stop(void)
 {
-    uint64_t one = 1;
+    struct conn *c, *next;
 
-    if (write(S.evfd, &one, sizeof(one)) < 0)
-        log_error("cannot stop the server thread: %s", strerror(errno));
-    pthread_join(S.thread, NULL);
+    S.stopping = 1;
+    /* Idle connections close now, so that nginx sends its next requests
+     * to the other workers; the rest close once answered. */
+    for (c = S.all; c; c = next) {
+        next = c->next;
+        if (!c->busy && c->olen == c->ooff)
+            conn_close(c);
+        else
+            c->close_after = 1;
+    }
+}
+
+size_t
+server_busy(void)
+{
+    size_t n = S.nbusy;
+
+    for (struct conn *c = S.all; c; c = c->next)
+        if (!c->busy && c->olen > c->ooff)
+            n++;
+    return n;
+}
+
+int64_t
+server_due(void)
+{
+    /* Deadlines are checked once a second: their bounds are seconds. */
+    return S.zombies ? 0 : mono_ms() + 1000;
+}
+
+void
+server_tick(int64_t now)
+{
+    static int64_t next_scan;
+    struct conn *c, *next;
+
+    free_zombies();
+    if (now < next_scan)
+        return;
+    next_scan = now + 1000;
+    for (c = S.all; c; c = next) {
+        next = c->next;
+        if (c->dead || !c->deadline || now < c->deadline)
+            continue;
+        if (c->olen > c->ooff)
+            log_warn("dropped a FastCGI connection that read nothing for "
+                     "%d s",
+                     SERVER_SEND_MS / 1000);
+        if (c->busy) {
+            /* Its reply cannot be delivered: the holder is told. */
+            ev_del(&c->w);
+            close(c->w.fd);
+            c->dead = 1;
+            abort_busy(c);
+        } else {
+            conn_close(c);
+        }
+    }
+    free_zombies();
 }

@@ -1,8 +1,9 @@
-/* store.h -- messages and sessions in PostgreSQL.
+/* store.h -- the statements pgchat runs on PostgreSQL, their parameters and
+ * their answers.
  *
- * A struct store is one libpq connection and is used by one thread only.
- * It reconnects by itself: a call made while the database is away fails
- * with -1 (or NULL), and the next call tries again.
+ * The writer thread calls the synchronous ones, each bounded by its
+ * connection's timeout (pg.h). The event loop sends the asynchronous ones
+ * (store_*_send) and decodes their answers when they come.
  */
 #ifndef PGCHAT_STORE_H
 #define PGCHAT_STORE_H
@@ -11,61 +12,53 @@
 #include <stdint.h>
 
 #include "msg.h"
+#include "pg.h"
 
-struct store;
-
-/* Returns a store for conninfo (a libpq URI or key=value string), connected
- * if the database answers; free it with store_free(). listen: also LISTEN
- * for new messages, on every (re)connection. Never NULL. */
-struct store *store_new(const char *conninfo, int listen);
-void store_free(struct store *st);
-
-/* Makes sure the connection is up, reconnecting if needed. Returns 1 when
- * this call had to (re)connect, 0 when it was up, -1 when it is down. */
-int store_connect(struct store *st);
-
-/* The connection's socket for poll/epoll, or -1 while disconnected. */
-int store_socket(struct store *st);
+/* --- the writer's, synchronous ------------------------------------------ */
 
 enum store_join {
     STORE_JOINED,
-    STORE_TAKEN, /* the nick has a session in that room */
-    STORE_FULL,  /* the room has room_cap sessions */
+    STORE_TAKEN,     /* the nick (in any case) has a session in that room */
+    STORE_FULL,      /* the room has room_cap sessions */
+    STORE_ADDR_FULL, /* the address has addr_cap sessions in that room */
     STORE_ERROR,
 };
 
-/* Starts a session for (token, room, nick); a session idle for longer than
- * idle_seconds holding the nick is ended first. room_cap 0: no cap. */
-enum store_join store_join(struct store *st, const char *token,
-                           const char *room, const char *nick, int idle_seconds,
-                           int room_cap);
+struct store_join_args {
+    const char *token, *room, *nick;
+    const char *addr; /* the client's address; NULL: unknown */
+    int idle_seconds; /* a stale session holding the nick is ended first */
+    int room_cap;     /* 0: no cap */
+    int addr_cap;     /* sessions per address and room; 0: no cap */
+};
+
+enum store_join store_join(struct pg *p, const struct store_join_args *a);
 
 /* Ends the session, if there is one. Returns 0, or -1 on a database error. */
-int store_part(struct store *st, const char *token, const char *room);
+int store_part(struct pg *p, const char *token, const char *room);
 
 /* Returns the nicks of a room, sorted, as a NULL-terminated array that the
  * caller frees with store_strv_free(); *n gets the count. NULL on error. */
-char **store_who(struct store *st, const char *room, size_t *n);
+char **store_who(struct pg *p, const char *room, size_t *n);
 void store_strv_free(char **v);
 
 /* Stores n sends in one transaction. accepted[i] is set to 1 for every send
  * whose token named a session of its room, else 0. Returns 0, or -1 when
  * nothing was stored. */
-int store_send(struct store *st, const char *const *tokens,
+int store_send(struct pg *p, const char *const *tokens,
                const char *const *rooms, const char *const *texts, size_t n,
                unsigned char *accepted);
 
-/* Returns the messages of room after since (at most limit), which the caller
- * frees with msg_list_free(); *head gets the room's newest timestamp (0 for
- * an empty room). NULL on a database error. */
-struct msg_list *store_recv(struct store *st, const char *room, int64_t since,
-                            int limit, int64_t *head);
-
 /* Marks sessions as active now. Returns 0, or -1 on error. */
-int store_touch(struct store *st, const char *const *tokens, size_t n);
+int store_touch(struct pg *p, const char *const *tokens, size_t n);
 
-/* Ends sessions idle for longer than idle_seconds. Returns how many, or -1. */
-int store_sweep(struct store *st, int idle_seconds);
+/* The maintenance passes. Each runs on one runner at a time across every
+ * worker and responder on the database (an advisory lock); runner names
+ * this one in the maintenance_runs table. Return how many sessions ended
+ * or messages were deleted, -2 when another runner has the task now, or -1
+ * on error. */
+long long store_sweep(struct pg *p, int idle_seconds, const char *runner);
+long long store_expire(struct pg *p, int days, const char *runner);
 
 struct store_stats {
     long long messages; /* ever stored, in every room */
@@ -73,21 +66,30 @@ struct store_stats {
     long long rooms;
 };
 
-/* Fills st_out with figures for /stats. Returns 0, or -1 on error. */
-int store_stats(struct store *st, struct store_stats *out);
+/* Fills out with figures for /stats. Returns 0, or -1 on error. */
+int store_stats(struct pg *p, struct store_stats *out);
 
-/* Returns 0 when the database answers a trivial query, else -1. */
-int store_ping(struct store *st);
+/* --- the event loop's, asynchronous ------------------------------------- */
 
-/* Deletes messages older than days (at most a bounded number per call, so
- * that one call stays short). Returns how many, or -1. */
-long long store_expire(struct store *st, int days);
+/* Sends what a new LISTEN connection runs first: the statements it uses,
+ * and LISTEN. Returns 0 or -1 (pg_send). */
+int store_listen_send(struct pg *p);
 
-/* Reads what the server sent and calls fn(room, head, arg) for each
- * notification. Returns 0, or -1 when the connection was lost. */
-int store_notifies(struct store *st,
-                   void (*fn)(const char *room, int64_t head, void *arg),
-                   void *arg);
+/* Sends the query for at most limit messages of room after since. Returns
+ * 0 or -1 (pg_send). */
+int store_recv_send(struct pg *p, const char *room, int64_t since, int limit);
+
+/* Takes res, the answer to store_recv_send() (NULL: it failed): returns its
+ * messages, which the caller frees with msg_list_free(), or NULL; *head
+ * gets the room's newest timestamp (0 for a room never written to). */
+struct msg_list *store_recv_decode(struct pg_res *res, int64_t *head);
+
+/* Sends a trivial statement, to learn that the connection still answers. */
+int store_ping_send(struct pg *p);
+
+/* Splits a notification's payload ("room head") in place. Returns 0, or -1
+ * when it is not one of ours. */
+int store_notify_parse(char *payload, const char **room, int64_t *head);
 
 /* Returns a text[] literal for PostgreSQL ("{"a","b\"c"}"), NULL entries
  * becoming NULL. The caller frees it. */

@@ -10,20 +10,6 @@
 
 #include "util.h"
 
-void
-msg_list_free(struct msg_list *list)
-{
-    if (!list)
-        return;
-    for (size_t i = 0; i < list->len; i++) {
-        free(list->items[i].nick);
-        free(list->items[i].type);
-        free(list->items[i].text);
-    }
-    free(list->items);
-    free(list);
-}
-
 /* Takes root: serialises it, frees it, returns the caller's copy. */
 static char *
 finish(json_object *root, size_t *len)

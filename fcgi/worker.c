@@ -1,5 +1,5 @@
-/* worker.c -- one worker process: the server thread (server.c), the writer
- * thread and the event loop around the listening sockets.
+/* worker.c -- one worker process: the event loop, which owns every socket
+ * and parked request, and the writer thread beside it.
  *
  * The process holds no chat state: everything it knows it can read again
  * from PostgreSQL, which is why a worker may die at any time and be replaced.
@@ -7,20 +7,82 @@
 #define _GNU_SOURCE
 #include "worker.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "accept.h"
+#include "ev.h"
 #include "loop.h"
+#include "routes.h"
 #include "server.h"
 #include "util.h"
 #include "writer.h"
 
+#define WORKER_STOP_MS 5000 /* to finish what was taken, when stopping */
+
+static int stopping;
+
+static void
+on_signal(struct ev_watch *w, uint32_t events)
+{
+    struct signalfd_siginfo si;
+
+    (void)events;
+    if (read(w->fd, &si, sizeof(si)) != sizeof(si))
+        return;
+    if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+        stopping = 1;
+}
+
+/* One round: wait for events until the next timer, then run the timers. */
+static void
+round_trip(int64_t max_wait)
+{
+    int64_t now = mono_ms(), due = loop_due();
+
+    if (server_due() < due)
+        due = server_due();
+    if (accept_due() < due)
+        due = accept_due();
+    if (due > now + max_wait)
+        due = now + max_wait;
+    ev_wait(due <= now ? 0 : (int)(due - now));
+    now = mono_ms();
+    loop_tick(now);
+    server_tick(now);
+    accept_tick(now);
+}
+
+/* Stopping: nothing new is accepted, parked readers get their ping, the
+ * writer finishes its queue, and the replies go out; so that new requests
+ * go to the other workers. */
+static void
+finish(void)
+{
+    int64_t deadline = mono_ms() + WORKER_STOP_MS;
+
+    accept_stop();
+    server_stop();
+    loop_stop();
+    writer_stop();
+    while ((!writer_done() || server_busy()) && mono_ms() < deadline)
+        round_trip(50);
+    writer_join();
+    ev_run_posted();
+    loop_close();
+}
+
 void
 worker_run(int listen_fd, int write_fd, int ready_fd)
 {
+    static const struct server_callbacks cb = {routes_request, routes_abort};
+    static struct ev_watch sig = {.fn = on_signal};
     sigset_t mask;
 
     /* A worker must not outlive its parent, which alone restarts it. */
@@ -29,8 +91,8 @@ worker_run(int listen_fd, int write_fd, int ready_fd)
         exit(1);
     srand((unsigned)getpid());
 
-    /* Signals are read by the event loop through a signalfd; every thread
-     * inherits this mask. */
+    /* Signals are read by the event loop through a signalfd; the writer
+     * thread inherits this mask. */
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
@@ -38,10 +100,17 @@ worker_run(int listen_fd, int write_fd, int ready_fd)
     sigaddset(&mask, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
+    sigdelset(&mask, SIGHUP);
+    sigdelset(&mask, SIGCHLD);
+    sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
-    if (loop_init() < 0 || writer_start() < 0 ||
-        server_start(listen_fd, write_fd) < 0)
+    if (sig.fd < 0 || ev_init() < 0 || ev_add(&sig, EV_IN) < 0 ||
+        writer_start() < 0 || loop_init(writer_touch) < 0 ||
+        server_init(&cb) < 0 ||
+        accept_init(listen_fd, write_fd, server_adopt) < 0) {
+        log_error("cannot start the worker: %s", strerror(errno));
         exit(1);
+    }
     log_info("worker started%s",
              write_fd >= 0 ? ", writes on their own socket" : "");
     /* Tells the parent this worker accepts now (see main.c, spawn). */
@@ -50,14 +119,9 @@ worker_run(int listen_fd, int write_fd, int ready_fd)
             log_warn("cannot tell the parent we are ready");
         close(ready_fd);
     }
-
-    /* Stopping: nothing new is read, then what was taken is answered, so
-     * that new requests go to the other workers. */
-    loop_run();
-    server_stop();
-    loop_finish();
-    writer_stop();
-    loop_close();
+    while (!stopping)
+        round_trip(60000);
+    finish();
     log_info("worker stopped");
     exit(0);
 }

@@ -1,23 +1,26 @@
-/* writer.c -- the worker's writer thread: joins, parts, who, and sends
- * stored by group commit.
+/* writer.c -- the worker's writer thread: joins, parts, who, /stats, and
+ * sends stored by group commit.
  *
- * The server thread queues requests here and goes back to reading. The thread
- * takes everything queued at once: all the sends become one transaction with
- * one wake-up per room (migrations: chat_send), so while one commit is being
- * flushed the next batch gathers by itself. Each send is answered only once
- * its transaction has committed.
+ * The loop thread queues jobs here and goes back to its sockets. This
+ * thread takes everything queued at once: all the sends become one
+ * transaction with one wake-up per room (migrations: chat_send), so while
+ * one commit is being flushed the next batch gathers by itself. Each send
+ * is answered only once its transaction has committed. Every database call
+ * is bounded (PGCHAT_DB_TIMEOUT, pg.h): one that does not answer is given
+ * up with 503, and the next batch runs on a new connection.
  */
 #include "writer.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "limit.h"
-#include "loop.h"
-#include "routes.h"
-#include "server.h"
+#include "maint.h"
+#include "pg.h"
+#include "stats.h"
 #include "store.h"
 #include "util.h"
 #include "views.h"
@@ -28,137 +31,164 @@
 static struct {
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cond;
-    struct req *head, *tail;
+    pthread_cond_t cond; /* on CLOCK_MONOTONIC */
+    struct job *head, *tail;
     int stopping;
-    struct store *st;
+    _Atomic int done; /* the thread has finished */
+    struct pg *pg;
     struct limiter *limiter; /* sends per session; NULL: no limit */
     int64_t next_prune;
-} W = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+} W = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-void
-writer_submit(struct req *r, enum writer_job job)
+static void
+job_error(struct job *j, int status, const char *message)
 {
-    r->job = job;
-    r->next = NULL;
-    pthread_mutex_lock(&W.mu);
-    if (W.stopping) {
-        pthread_mutex_unlock(&W.mu);
-        routes_error(r, 503, "Server is restarting, try again");
-        return;
-    }
-    /* The writer waits only on an empty queue, and takes all of it at once:
-     * only the first request of a batch needs to wake it. */
-    if (!W.head)
-        pthread_cond_signal(&W.cond);
-    if (W.tail)
-        W.tail->next = r;
-    else
-        W.head = r;
-    W.tail = r;
-    pthread_mutex_unlock(&W.mu);
+    req_error(j->req, status, message);
+    free(j->token);
+    free(j);
 }
 
 static void
-do_join(struct req *r)
+job_reply(struct job *j, const char *body, size_t len)
+{
+    req_reply(j->req, 200, body, len);
+    free(j->token);
+    free(j);
+}
+
+void
+writer_submit(struct job *j)
+{
+    j->next = NULL;
+    pthread_mutex_lock(&W.mu);
+    if (W.stopping) {
+        pthread_mutex_unlock(&W.mu);
+        job_error(j, 503, "Server is restarting, try again");
+        return;
+    }
+    /* The writer waits only on an empty queue, and takes all of it at once:
+     * only the first job of a batch needs to wake it. */
+    if (!W.head)
+        pthread_cond_signal(&W.cond);
+    if (W.tail)
+        W.tail->next = j;
+    else
+        W.head = j;
+    W.tail = j;
+    pthread_mutex_unlock(&W.mu);
+}
+
+void
+writer_touch(char **ids, size_t n)
+{
+    maint_touch(ids, n);
+}
+
+static void
+do_join(struct job *j)
+{
+    struct store_join_args a = {
+        .token = j->token,
+        .room = j->room,
+        .nick = j->nick,
+        .addr = j->addr,
+        .idle_seconds = config.session_timeout_s,
+        .room_cap = config.room_sessions,
+        .addr_cap = config.addr_sessions,
+    };
+    size_t len;
+    char *body;
+
+    switch (store_join(W.pg, &a)) {
+    case STORE_JOINED:
+        body = views_join(j->token, j->nick, rss_current(), config.starttime,
+                          &len);
+        job_reply(j, body, len);
+        free(body);
+        break;
+    case STORE_TAKEN:
+        job_error(j, 400, "Nick in use");
+        break;
+    case STORE_FULL:
+        job_error(j, 403, "Room is full");
+        break;
+    case STORE_ADDR_FULL:
+        job_error(j, 403, "Too many sessions from your address");
+        break;
+    case STORE_ERROR:
+        job_error(j, 503, REQ_DB_DOWN);
+        break;
+    }
+}
+
+static void
+do_part(struct job *j)
 {
     size_t len;
     char *body;
 
-    switch (store_join(W.st, r->token, r->room, r->nick,
-                       config.session_timeout_s, config.room_sessions)) {
-    case STORE_JOINED:
-        body = views_join(r->token, r->nick, rss_current(), config.starttime,
-                          &len);
-        req_reply(r, 200, body, len);
-        free(body);
-        break;
-    case STORE_TAKEN:
-        routes_error(r, 400, "Nick in use");
-        break;
-    case STORE_FULL:
-        routes_error(r, 403, "Room is full");
-        break;
-    case STORE_ERROR:
-        routes_error(r, 503, ROUTES_DB_DOWN);
-        break;
+    if (store_part(W.pg, j->id, j->room) < 0) {
+        job_error(j, 503, REQ_DB_DOWN);
+        return;
     }
+    body = views_rss(rss_current(), &len);
+    job_reply(j, body, len);
+    free(body);
 }
 
 static void
-do_part(struct req *r)
-{
-    if (store_part(W.st, r->id, r->room) < 0)
-        routes_error(r, 503, ROUTES_DB_DOWN);
-    else
-        routes_ok(r);
-}
-
-static void
-do_who(struct req *r)
+do_who(struct job *j)
 {
     size_t n, len;
-    char **nicks = store_who(W.st, r->room, &n);
+    char **nicks = store_who(W.pg, j->room, &n);
     char *body;
 
     if (!nicks) {
-        routes_error(r, 503, ROUTES_DB_DOWN);
+        job_error(j, 503, REQ_DB_DOWN);
         return;
     }
     body = views_who(nicks, n, rss_current(), &len);
-    req_reply(r, 200, body, len);
+    job_reply(j, body, len);
     free(body);
     store_strv_free(nicks);
 }
 
 static void
-do_health(struct req *r)
-{
-    size_t len;
-    char *body;
-
-    if (store_ping(W.st) < 0) {
-        routes_error(r, 503, ROUTES_DB_DOWN);
-        return;
-    }
-    body = views_health(rss_current(), &len);
-    req_reply(r, 200, body, len);
-    free(body);
-}
-
-static void
-do_stats(struct req *r)
+do_stats(struct job *j)
 {
     struct store_stats db;
     struct views_stats v;
     size_t len;
     char *body;
 
-    if (store_stats(W.st, &db) < 0) {
-        routes_error(r, 503, ROUTES_DB_DOWN);
+    if (store_stats(W.pg, &db) < 0) {
+        job_error(j, 503, REQ_DB_DOWN);
         return;
     }
     v.uptime_s = (now_ms() - config.starttime) / 1000;
     v.pid = getpid();
-    v.parked = (long long)loop_parked();
+    v.parked = stats.parked;
     v.messages = db.messages;
     v.sessions = db.sessions;
     v.rooms = db.rooms;
     v.rss = rss_current();
-    server_counts(&v.connections, &v.requests);
+    v.connections = stats.connections;
+    v.requests = stats.requests;
     body = views_stats(&v, &len);
-    req_reply(r, 200, body, len);
+    job_reply(j, body, len);
     free(body);
 }
 
-/* Takes the n requests in sends: stores them in one transaction. */
+/* Takes the n jobs in sends: stores them in one transaction. */
 static void
-do_sends(struct req **sends, size_t n)
+do_sends(struct job **sends, size_t n)
 {
     const char **tokens = xcalloc(n, sizeof(*tokens));
     const char **rooms = xcalloc(n, sizeof(*rooms));
     const char **texts = xcalloc(n, sizeof(*texts));
     unsigned char *accepted = xcalloc(n, 1);
+    char **touched = xcalloc(n, sizeof(*touched));
+    size_t ntouched = 0;
     int rc;
 
     for (size_t i = 0; i < n; i++) {
@@ -166,28 +196,34 @@ do_sends(struct req **sends, size_t n)
         rooms[i] = sends[i]->room;
         texts[i] = sends[i]->text;
     }
-    rc = store_send(W.st, tokens, rooms, texts, n, accepted);
+    rc = store_send(W.pg, tokens, rooms, texts, n, accepted);
     for (size_t i = 0; i < n; i++) {
         if (rc < 0) {
-            routes_error(sends[i], 503, ROUTES_DB_DOWN);
+            job_error(sends[i], 503, REQ_DB_DOWN);
         } else if (accepted[i]) {
-            loop_touch(sends[i]->id);
-            routes_ok(sends[i]);
+            size_t len;
+            char *body = views_rss(rss_current(), &len);
+
+            touched[ntouched++] = xstrdup(sends[i]->id);
+            job_reply(sends[i], body, len);
+            free(body);
         } else {
-            routes_error(sends[i], 400, "No such session id");
+            job_error(sends[i], 400, "No such session id");
         }
     }
+    maint_touch(touched, ntouched);
     free(tokens);
     free(rooms);
     free(texts);
     free(accepted);
 }
 
-/* Whether the session of r may send now. The buckets live in this worker
- * only, so a session spread over W workers may reach W times the rate; nginx
- * limits each client address exactly, in front of all of them. */
+/* Whether the session of j may send now. With PGCHAT_WRITE_SOCKET one
+ * worker takes every send, so the rate is exact per responder; otherwise a
+ * session spread over W workers may reach W times it. nginx limits each
+ * client address exactly, in front of all of them. */
 static int
-allowed(const struct req *r)
+allowed(const struct job *j)
 {
     int64_t now = mono_ms();
 
@@ -197,42 +233,39 @@ allowed(const struct req *r)
         limiter_prune(W.limiter, now);
         W.next_prune = now + 10000;
     }
-    return limiter_take(W.limiter, r->id, now);
+    return limiter_take(W.limiter, j->id, now);
 }
 
-/* Takes the list: answers every request in it. */
+/* Takes the list: answers every job in it. */
 static void
-run_batch(struct req *list)
+run_batch(struct job *list)
 {
-    struct req **sends = xcalloc(WRITER_MAX_BATCH, sizeof(*sends));
+    struct job **sends = xcalloc(WRITER_MAX_BATCH, sizeof(*sends));
     size_t nsends = 0;
 
     while (list) {
-        struct req *r = list;
+        struct job *j = list;
 
-        list = r->next;
-        switch (r->job) {
+        list = j->next;
+        switch (j->kind) {
         case WRITER_JOIN:
-            do_join(r);
+            do_join(j);
             break;
         case WRITER_PART:
-            do_part(r);
+            do_part(j);
             break;
         case WRITER_WHO:
-            do_who(r);
-            break;
-        case WRITER_HEALTH:
-            do_health(r);
+            do_who(j);
             break;
         case WRITER_STATS:
-            do_stats(r);
+            do_stats(j);
             break;
         case WRITER_SEND:
-            if (!allowed(r)) {
-                routes_error(r, 429, "Too many messages, slow down");
+            if (!allowed(j)) {
+                job_error(j, 429, "Too many messages, slow down");
                 break;
             }
-            sends[nsends++] = r;
+            sends[nsends++] = j;
             if (nsends == WRITER_MAX_BATCH) {
                 do_sends(sends, nsends);
                 nsends = 0;
@@ -245,33 +278,70 @@ run_batch(struct req *list)
     free(sends);
 }
 
+/* Waits for jobs, or until maintenance is due. Returns the queue. */
+static struct job *
+take_jobs(void)
+{
+    struct job *list;
+
+    pthread_mutex_lock(&W.mu);
+    while (!W.head && !W.stopping) {
+        int64_t due = maint_due(), now = mono_ms();
+        struct timespec ts;
+
+        if (due <= now)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (due - now) / 1000;
+        ts.tv_nsec += ((due - now) % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&W.cond, &W.mu, &ts);
+    }
+    list = W.head;
+    W.head = W.tail = NULL;
+    pthread_mutex_unlock(&W.mu);
+    return list;
+}
+
 static void *
 writer_main(void *arg)
 {
     (void)arg;
     for (;;) {
-        struct req *list;
+        struct job *list = take_jobs();
+        int stopping;
 
+        if (list)
+            run_batch(list);
         pthread_mutex_lock(&W.mu);
-        while (!W.head && !W.stopping)
-            pthread_cond_wait(&W.cond, &W.mu);
-        /* What was queued before stopping is still stored and answered. */
-        list = W.head;
-        W.head = W.tail = NULL;
+        stopping = W.stopping && !W.head;
         pthread_mutex_unlock(&W.mu);
-        if (!list)
-            break; /* stopping, and nothing left */
-        run_batch(list);
+        /* What was queued before stopping is still stored and answered;
+         * then the last keep-alives. */
+        maint_run(W.pg, mono_ms(), stopping);
+        if (stopping)
+            break;
     }
+    W.done = 1;
     return NULL;
 }
 
 int
 writer_start(void)
 {
-    W.st = store_new(config.database_url, 0);
+    pthread_condattr_t attr;
+
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&W.cond, &attr);
+    pthread_condattr_destroy(&attr);
+    W.pg = pg_new(config.database_url, "pgchat-writer", config.db_timeout_ms);
     if (config.rate_limit)
         W.limiter = limiter_new(config.send_rate, config.send_burst);
+    maint_init();
     if (pthread_create(&W.thread, NULL, writer_main, NULL) != 0) {
         log_error("cannot start the writer thread");
         return -1;
@@ -286,9 +356,20 @@ writer_stop(void)
     W.stopping = 1;
     pthread_cond_signal(&W.cond);
     pthread_mutex_unlock(&W.mu);
+}
+
+int
+writer_done(void)
+{
+    return W.done;
+}
+
+void
+writer_join(void)
+{
     pthread_join(W.thread, NULL);
-    store_free(W.st);
-    W.st = NULL;
+    pg_free(W.pg);
+    W.pg = NULL;
     limiter_free(W.limiter);
     W.limiter = NULL;
 }

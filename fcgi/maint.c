@@ -1,0 +1,132 @@
+/* maint.c -- the maintenance passes, run by the writer thread between its
+ * batches, never by the event loop.
+ *
+ * Keep-alives are this worker's own: the sessions its readers and senders
+ * used. The sweep and retention are the database's: whichever runner on
+ * it takes the advisory lock first does a pass, the others skip it
+ * (migrations: chat_sweep_once, chat_expire_once), so one runs at a time
+ * across every worker and responder. Each pass is one short transaction
+ * that waits at most a second for a writer's row lock.
+ */
+#include "maint.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "store.h"
+#include "util.h"
+
+#define MAINT_EXPIRE_MS 60000 /* retention runs this often */
+#define MAINT_TOUCH_MS 1000   /* keep-alives wait at most this long */
+
+static struct {
+    pthread_mutex_t mu; /* guards touches */
+    char **touches;
+    size_t n, cap;
+    int64_t next_sweep, next_expire, next_touch;
+    char runner[300]; /* host:pid, in maintenance_runs */
+} M = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+void
+maint_init(void)
+{
+    char host[256] = "";
+    int64_t now = mono_ms();
+
+    gethostname(host, sizeof(host) - 1);
+    snprintf(M.runner, sizeof(M.runner), "%s:%d", host, (int)getpid());
+    /* Jitter spreads the workers' passes apart. */
+    M.next_sweep = now + rand() % (config.sweep_interval_ms + 1);
+    M.next_expire = now + rand() % (config.sweep_interval_ms + 1);
+    M.next_touch = now + MAINT_TOUCH_MS;
+}
+
+void
+maint_touch(char **ids, size_t n)
+{
+    pthread_mutex_lock(&M.mu);
+    if (M.n + n > M.cap) {
+        while (M.n + n > M.cap)
+            M.cap = M.cap ? 2 * M.cap : 64;
+        M.touches = xrealloc(M.touches, M.cap * sizeof(*M.touches));
+    }
+    for (size_t i = 0; i < n; i++)
+        M.touches[M.n++] = ids[i];
+    pthread_mutex_unlock(&M.mu);
+    free(ids);
+}
+
+int64_t
+maint_due(void)
+{
+    int64_t due = M.next_sweep;
+
+    if (config.retention_days && M.next_expire < due)
+        due = M.next_expire;
+    if (M.next_touch < due)
+        due = M.next_touch;
+    return due;
+}
+
+static void
+touch(struct pg *p)
+{
+    char **v;
+    size_t n;
+
+    pthread_mutex_lock(&M.mu);
+    v = M.touches;
+    n = M.n;
+    M.touches = NULL;
+    M.n = M.cap = 0;
+    pthread_mutex_unlock(&M.mu);
+    /* A failed keep-alive is not retried: the next one comes within
+     * seconds, long before the session could expire. */
+    if (n)
+        store_touch(p, (const char *const *)v, n);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void
+sweep(struct pg *p)
+{
+    long long n = store_sweep(p, config.session_timeout_s, M.runner);
+
+    if (n > 0)
+        log_info("ended %lld idle session%s", n, n == 1 ? "" : "s");
+}
+
+static void
+expire(struct pg *p)
+{
+    long long n = store_expire(p, config.retention_days, M.runner);
+
+    if (n > 0)
+        log_info("deleted %lld message%s older than %d days", n,
+                 n == 1 ? "" : "s", config.retention_days);
+}
+
+void
+maint_run(struct pg *p, int64_t now, int all)
+{
+    if (all || now >= M.next_touch) {
+        touch(p);
+        M.next_touch = now + MAINT_TOUCH_MS;
+    }
+    if (all)
+        return;
+    if (now >= M.next_sweep) {
+        sweep(p);
+        M.next_sweep = now + config.sweep_interval_ms +
+                       rand() % (config.sweep_interval_ms / 4 + 1);
+    }
+    if (config.retention_days && now >= M.next_expire) {
+        expire(p);
+        M.next_expire = now + MAINT_EXPIRE_MS;
+    }
+}

@@ -1,0 +1,4 @@
+/* stats.c -- the worker's counters for /stats. */
+#include "stats.h"
+
+struct stats stats;
