@@ -27,12 +27,12 @@
 
 #include "config.h"
 #include "listen.h"
+#include "deliver.h"
 #include "park.h"
 #include "rooms.h"
 #include "util.h"
-#include "views.h"
 
-#define LOOP_PAGE 200       /* messages in one reply at the most */
+#define LOOP_PAGE DELIVER_PAGE
 #define LOOP_TOUCH_MS 5000  /* keep-alives are handed on this often */
 #define LOOP_PRUNE_MS 10000 /* idle rooms are looked for this often */
 #define LOOP_RETRY_MS 1000  /* a room whose query failed waits this long */
@@ -56,7 +56,6 @@ struct fetch {
 };
 
 static void service(struct room *rm);
-static int64_t fan_out(struct room *rm);
 static void fetch(struct room *rm, int64_t since, int limit);
 
 static void
@@ -82,21 +81,13 @@ touch_later(const char *id)
     L.touches[L.ntouches++] = xstrdup(id);
 }
 
-/* --- answering ----------------------------------------------------------- */
-
-static char *
-messages_body(const struct msg_list *list, int ping, size_t *len)
-{
-    return views_messages(list, rss_current(), ping, len);
-}
-
 /* Answers a reader that did not wait. Its session is marked active with
  * the next keep-alives; a waiting reader's is marked while it waits. */
 static void
 answer_now(struct reader *rd, const struct msg_list *list)
 {
     size_t len;
-    char *body = messages_body(list, 0, &len);
+    char *body = deliver_body(list, 0, &len);
 
     touch_later(rd->id);
     park_answer(rd, body, len);
@@ -107,31 +98,9 @@ static void
 ping(struct reader *rd)
 {
     size_t len;
-    char *body = messages_body(NULL, 1, &len);
+    char *body = deliver_body(NULL, 1, &len);
 
     park_answer(rd, body, len);
-    free(body);
-}
-
-/* Answers with list every reader of rm whose cursor is since; the room is
- * then quiet for a batch interval, if anyone was. */
-static void
-answer_cursor(struct room *rm, int64_t since, const struct msg_list *list)
-{
-    struct reader *rd, *next;
-    char *body = NULL;
-    size_t len = 0;
-
-    for (rd = rm->readers; rd; rd = next) {
-        next = rd->next;
-        if (rd->since != since)
-            continue;
-        if (!body)
-            body = messages_body(list, 0, &len);
-        park_answer(rd, body, len);
-    }
-    if (body)
-        rm->quiet_until = mono_ms() + config.batch_ms;
     free(body);
 }
 
@@ -143,6 +112,7 @@ on_fetched(void *arg, struct msg_list *list, int64_t head)
     struct fetch *f = arg;
     struct room *rm = f->room;
     int64_t missing;
+    int behind = 0, more;
 
     rm->querying = 0;
     if (!list) {
@@ -153,7 +123,7 @@ on_fetched(void *arg, struct msg_list *list, int64_t head)
         return;
     }
     if (list->len) {
-        answer_cursor(rm, f->since, list);
+        behind = deliver_cursor(rm, f->since, list);
     } else if (head > f->since) {
         /* Nothing is left between the cursor and the head (retention):
          * those readers wait for what comes next. */
@@ -166,10 +136,10 @@ on_fetched(void *arg, struct msg_list *list, int64_t head)
     /* This answer is the round's fan-out: everyone the window can answer
      * now is, or a busy room's catch-up would never reach its readers
      * behind (each round would find a newer head and catch up again). */
-    missing = fan_out(rm);
+    missing = deliver_window(rm, &more);
     if (missing >= 0)
         fetch(rm, missing, LOOP_PAGE);
-    else if (rm->recent.head < rm->head || !rm->recent.valid)
+    else if (behind || more || rm->recent.head < rm->head || !rm->recent.valid)
         mark_dirty(rm);
 }
 
@@ -191,54 +161,6 @@ fetch(struct room *rm, int64_t since, int limit)
     rm->querying = 1;
 }
 
-static int
-by_since(const void *a, const void *b)
-{
-    const struct reader *x = *(struct reader *const *)a;
-    const struct reader *y = *(struct reader *const *)b;
-
-    return (x->since > y->since) - (x->since < y->since);
-}
-
-/* Answers the readers of rm behind its head from its window, one body per
- * cursor; the room is then quiet for a batch interval. Returns the cursor
- * of the first group the window cannot answer, or -1 when there is none. */
-static int64_t
-fan_out(struct room *rm)
-{
-    struct reader **v = xcalloc(rm->nreaders, sizeof(*v));
-    size_t n = 0;
-    int64_t missing = -1;
-
-    for (struct reader *rd = rm->readers; rd; rd = rd->next)
-        if (rd->since < rm->head)
-            v[n++] = rd;
-    qsort(v, n, sizeof(*v), by_since);
-    for (size_t i = 0; i < n;) {
-        int64_t since = v[i]->since;
-        struct msg_list view;
-        size_t j = i;
-
-        while (j < n && v[j]->since == since)
-            j++;
-        if (recent_slice(&rm->recent, since, LOOP_PAGE, &view) == 0 &&
-            view.len) {
-            size_t len;
-            char *body = messages_body(&view, 0, &len);
-
-            for (size_t k = i; k < j; k++)
-                park_answer(v[k], body, len);
-            free(body);
-            rm->quiet_until = mono_ms() + config.batch_ms;
-        } else if (missing < 0) {
-            missing = since;
-        }
-        i = j;
-    }
-    free(v);
-    return missing;
-}
-
 /* Does what a marked room needs next: learn its head, bring its window up,
  * answer its readers, or query for a cursor before the window. */
 static void
@@ -246,6 +168,7 @@ service(struct room *rm)
 {
     struct recent *rc = &rm->recent;
     int64_t now = mono_ms(), missing;
+    int behind;
 
     if (!rm->dirty || rm->querying)
         return;
@@ -267,9 +190,11 @@ service(struct room *rm)
         fetch(rm, since, rc->valid ? RECENT_MAX : LOOP_PAGE);
         return;
     }
-    missing = fan_out(rm);
+    missing = deliver_window(rm, &behind);
     if (missing >= 0)
         fetch(rm, missing, LOOP_PAGE);
+    else if (behind)
+        mark_dirty(rm); /* streams a page was not all for: next round */
 }
 
 static void
@@ -364,6 +289,34 @@ loop_recv(struct req *r, const char *room, int64_t since, const char *id)
     service(rm);
 }
 
+void
+loop_events(struct req *r, const char *room, int64_t since, const char *id)
+{
+    static const char retry[] = "retry: 1000\n\n";
+    struct room *rm = rooms_get(room);
+    struct reader *rd = park_new(r, rm, since, id);
+
+    rd->stream = 1;
+    rm->used = mono_ms();
+    /* A stream that breaks is asked for again after a second, from its
+     * last event's id (EventSource's Last-Event-ID). */
+    if (req_stream_begin(r, "text/event-stream") < 0 ||
+        req_stream(r, retry, sizeof(retry) - 1) < 0) {
+        park_drop(rd);
+        return;
+    }
+    if (L.stopping) {
+        park_end(rd); /* its client asks again, elsewhere */
+        return;
+    }
+    park_wait(rd, config.recv_timeout_ms);
+    if (rm->known && since >= rm->head)
+        return;
+    listen_drain();
+    mark_dirty(rm);
+    service(rm);
+}
+
 int
 loop_healthy(void)
 {
@@ -385,21 +338,6 @@ hand_touches(void)
         free(L.touches);
     L.touches = NULL;
     L.ntouches = L.touch_cap = 0;
-}
-
-static void
-ping_until(int64_t until, int all)
-{
-    char *body = NULL;
-    size_t len = 0;
-    struct reader *rd;
-
-    while ((rd = park_oldest()) && (all || rd->deadline <= until)) {
-        if (!body)
-            body = messages_body(NULL, 1, &len);
-        park_answer(rd, body, len);
-    }
-    free(body);
 }
 
 int64_t
@@ -425,7 +363,7 @@ void
 loop_tick(int64_t now)
 {
     listen_tick(now);
-    ping_until(now, 0);
+    deliver_keep_alive(now, 0);
     if (now >= L.next_rss) {
         rss_refresh();
         L.next_rss = now + 1000;
@@ -472,7 +410,7 @@ loop_stop(void)
     log_info("stopping: answering %zu waiting request%s", n, n == 1 ? "" : "s");
     L.stopping = 1;
     hand_touches();
-    ping_until(0, 1);
+    deliver_keep_alive(0, 1);
 }
 
 void

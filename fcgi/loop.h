@@ -20,6 +20,11 @@ int loop_init(loop_touch_fn touch);
  * session to keep alive, or is NULL. Answers now or parks it. */
 void loop_recv(struct req *r, const char *room, int64_t since, const char *id);
 
+/* Takes r, a GET /events of room after since: the same, as a stream of
+ * Server-Sent Events that stays open, with a comment line as keep-alive. */
+void loop_events(struct req *r, const char *room, int64_t since,
+                 const char *id);
+
 /* Whether this worker's LISTEN connection is up and answering. */
 int loop_healthy(void);
 

@@ -103,6 +103,44 @@ park_wait(struct reader *rd, int deadline_ms)
 }
 
 void
+park_again(struct reader *rd, int deadline_ms)
+{
+    /* Out of the list by deadline and back in at its tail. */
+    if (rd->tprev)
+        rd->tprev->tnext = rd->tnext;
+    else
+        K.oldest = rd->tnext;
+    if (rd->tnext)
+        rd->tnext->tprev = rd->tprev;
+    else
+        K.newest = rd->tprev;
+    rd->deadline = mono_ms() + deadline_ms;
+    rd->tnext = NULL;
+    rd->tprev = K.newest;
+    if (K.newest)
+        K.newest->tnext = rd;
+    else
+        K.oldest = rd;
+    K.newest = rd;
+}
+
+void
+park_end(struct reader *rd)
+{
+    unpark(rd);
+    req_stream_end(rd->req);
+    free(rd);
+}
+
+void
+park_drop(struct reader *rd)
+{
+    unpark(rd);
+    req_drop(rd->req);
+    free(rd);
+}
+
+void
 park_answer(struct reader *rd, const char *body, size_t len)
 {
     unpark(rd);

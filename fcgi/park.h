@@ -18,6 +18,7 @@ struct reader {
     struct room *room;
     int64_t since;    /* the cursor */
     const char *id;   /* borrowed from req: a session to keep alive, or NULL */
+    int stream;       /* an event stream: it stays after each delivery */
     int64_t deadline; /* mono_ms() at which it gets a ping */
     struct reader *next, *prev;   /* the room's readers */
     struct reader *tnext, *tprev; /* every reader, by deadline */
@@ -34,6 +35,15 @@ void park_wait(struct reader *rd, int deadline_ms);
 /* Answers rd with body (status 200) and frees it; it stops waiting if it
  * did. */
 void park_answer(struct reader *rd, const char *body, size_t len);
+
+/* A stream rd has had data: it waits on, with a new deadline. */
+void park_again(struct reader *rd, int deadline_ms);
+
+/* Ends rd's stream and frees rd. */
+void park_end(struct reader *rd);
+
+/* Drops rd, whose client has gone, and frees it. */
+void park_drop(struct reader *rd);
 
 /* Answers rd with {"error":message} and frees it. */
 void park_error(struct reader *rd, int status, const char *message);

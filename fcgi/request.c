@@ -178,7 +178,14 @@ deliver(void *arg)
 void
 req_reply(struct req *r, int status, const char *body, size_t len)
 {
-    char head[256];
+    req_reply_with(r, status, "", body, len);
+}
+
+void
+req_reply_with(struct req *r, int status, const char *headers, const char *body,
+               size_t len)
+{
+    char head[1024];
     size_t blen = r->method == REQ_HEAD ? 0 : len, total;
     unsigned char small_hdrs[64], *hdrs = small_hdrs;
     struct iovec small_iov[8], *iov = small_iov;
@@ -189,8 +196,11 @@ req_reply(struct req *r, int status, const char *body, size_t len)
                  "Content-Type: application/json; charset=utf-8\r\n"
                  "Content-Length: %zu\r\n"
                  "Cache-Control: no-store\r\n"
+                 "%s"
                  "\r\n",
-                 status, reason(status), len);
+                 status, reason(status), len, headers);
+    if (n < 0 || (size_t)n >= sizeof(head))
+        abort(); /* our own headers: a bug, never input */
     total = (size_t)n + blen;
 
     /* Replies above 65535 bytes take several records: rare, allocated. */
@@ -244,6 +254,63 @@ req_ok(struct req *r)
 
     req_reply(r, 200, body, len);
     free(body);
+}
+
+/* Writes data as part of r's reply, on the loop thread. */
+static int
+stream_out(struct req *r, const char *head, size_t hlen, const char *data,
+           size_t len)
+{
+    unsigned char small_hdrs[64], *hdrs = small_hdrs;
+    struct iovec small_iov[8], *iov = small_iov;
+    size_t total = hlen + len;
+    int n, rc;
+
+    if (wire_reply_hdrs(total) > sizeof(small_hdrs) ||
+        wire_reply_iovs(total) > sizeof(small_iov) / sizeof(small_iov[0])) {
+        hdrs = xmalloc(wire_reply_hdrs(total));
+        iov = xmalloc(wire_reply_iovs(total) * sizeof(*iov));
+    }
+    n = wire_stdout(r->id, head, hlen, data, len, hdrs, iov);
+    rc = server_send(r->conn, iov, n);
+    if (hdrs != small_hdrs) {
+        free(hdrs);
+        free(iov);
+    }
+    return rc;
+}
+
+int
+req_stream_begin(struct req *r, const char *content_type)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "Status: 200 OK\r\n"
+                     "Content-Type: %s\r\n"
+                     "Cache-Control: no-store\r\n"
+                     "X-Accel-Buffering: no\r\n"
+                     "\r\n",
+                     content_type);
+
+    return stream_out(r, head, (size_t)n, "", 0);
+}
+
+int
+req_stream(struct req *r, const char *data, size_t len)
+{
+    return stream_out(r, "", 0, data, len);
+}
+
+void
+req_stream_end(struct req *r)
+{
+    unsigned char hdrs[64];
+    struct iovec iov[8];
+    struct conn *c = r->conn;
+    int n = wire_reply(r->id, "", 0, "", 0, hdrs, iov);
+
+    req_free(r);
+    server_reply(c, iov, n);
 }
 
 void

@@ -57,6 +57,19 @@ void req_reply(struct req *r, int status, const char *body, size_t len);
 void req_error(struct req *r, int status, const char *message);
 void req_ok(struct req *r);
 
+/* Takes r: as req_reply, with more header lines ("Name: value\r\n"
+ * each; ours, never from input). */
+void req_reply_with(struct req *r, int status, const char *headers,
+                    const char *body, size_t len);
+
+/* A reply that goes on, on the loop thread: req_stream_begin() sends the
+ * head (200, content_type, not buffered by nginx), req_stream() a part;
+ * each returns 0, or -1 when the client has gone or reads too slowly (then
+ * drop r). req_stream_end() takes r and ends the reply. */
+int req_stream_begin(struct req *r, const char *content_type);
+int req_stream(struct req *r, const char *data, size_t len);
+void req_stream_end(struct req *r);
+
 /* Takes r: ends it without a reply (its client has gone). Loop thread. */
 void req_drop(struct req *r);
 

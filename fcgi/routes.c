@@ -7,6 +7,7 @@
  */
 #include "routes.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -208,6 +209,44 @@ handle_recv(struct req *r)
     loop_recv(r, room, since, id);
 }
 
+/* The session of this room's cookie (set at join, for the event stream,
+ * which cannot send a header), or NULL. Borrowed from the parameters: the
+ * value is cut at its end in place. */
+static const char *
+cookie_id(struct req *r, const char *room)
+{
+    char name[80];
+    char *p = (char *)req_env(r, "HTTP_COOKIE");
+    size_t n = (size_t)snprintf(name, sizeof(name), "pgchat_%s=", room);
+
+    for (; p && *p; p += strspn(p, "; ")) {
+        char *end = p + strcspn(p, ";");
+
+        if (strncmp(p, name, n) == 0) {
+            *end = '\0';
+            return valid_id(p + n, strlen(p + n)) ? p + n : NULL;
+        }
+        p = end;
+    }
+    return NULL;
+}
+
+static void
+handle_events(struct req *r)
+{
+    const char *last = req_env(r, "HTTP_LAST_EVENT_ID"), *room;
+    int64_t since;
+
+    /* A reconnecting EventSource says where it was in Last-Event-ID. */
+    if (valid_since(last ? last : req_param(r, "since"), &since) < 0) {
+        req_error(r, 400, "Must supply since parameter");
+        return;
+    }
+    if (take_room(r, &room) < 0)
+        return;
+    loop_events(r, room, since, cookie_id(r, room));
+}
+
 /* What the answering worker knows without waiting: its LISTEN connection
  * is up and answers within the bound. */
 static void
@@ -242,6 +281,7 @@ static const struct route {
     {"part", REQ_GET | REQ_POST, 1, handle_part},
     {"send", REQ_GET | REQ_POST, 1, handle_send},
     {"recv", REQ_GET | REQ_HEAD, 0, handle_recv},
+    {"events", REQ_GET, 0, handle_events},
     {"healthz", REQ_GET | REQ_HEAD, 0, handle_healthz},
     {"stats", REQ_GET | REQ_HEAD, 0, handle_stats},
 };

@@ -19,13 +19,13 @@
 
 #include <errno.h>
 #include <fastcgi.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "ev.h"
+#include "outq.h"
 #include "stats.h"
 #include "util.h"
 
@@ -35,14 +35,14 @@
 #define SERVER_PARTIAL_MS 10000 /* the rest of a request begun */
 #define SERVER_SEND_MS 10000    /* a reply the peer does not read */
 #define SERVER_MAX_BODY (64 * 1024)
+#define SERVER_MAX_QUEUE (1024 * 1024) /* unsent bytes of a stream */
 
 struct conn {
     struct ev_watch w;
     struct wire_in in;
     char *buf; /* owned: the start of a record not read whole yet */
     size_t len;
-    char *out; /* owned: reply bytes the socket did not take yet */
-    size_t olen, ooff;
+    struct outq q;            /* reply bytes the socket did not take yet */
     int64_t deadline;         /* mono_ms(); 0: none */
     void *owner;              /* of the busy request */
     unsigned busy : 1;        /* a request is out for an answer */
@@ -113,7 +113,7 @@ free_zombies(void)
         S.zombies = c->zombie;
         wire_in_reset(&c->in);
         free(c->buf);
-        free(c->out);
+        outq_release(&c->q);
         free(c);
     }
 }
@@ -124,7 +124,7 @@ set_deadline(struct conn *c)
 {
     int64_t now = mono_ms();
 
-    if (c->olen > c->ooff)
+    if (outq_pending(&c->q))
         c->deadline = now + SERVER_SEND_MS;
     else if (c->busy)
         c->deadline = 0; /* the request's holder bounds it */
@@ -140,7 +140,7 @@ set_deadline(struct conn *c)
 static void
 watch(struct conn *c)
 {
-    unsigned want = c->olen > c->ooff;
+    unsigned want = outq_pending(&c->q);
 
     if (c->dead || want == c->watch_out)
         return;
@@ -149,89 +149,22 @@ watch(struct conn *c)
     c->watch_out = want;
 }
 
-/* Appends iov[0..n), skipping its first skip bytes, to c's queue. */
-static void
-queue(struct conn *c, const struct iovec *iov, int n, size_t skip)
-{
-    size_t need = 0;
-
-    for (int i = 0; i < n; i++)
-        need += iov[i].iov_len;
-    need -= skip;
-    if (c->ooff && c->ooff == c->olen)
-        c->ooff = c->olen = 0;
-    c->out = xrealloc(c->out, c->olen + need);
-    for (int i = 0; i < n; i++) {
-        const char *p = iov[i].iov_base;
-        size_t len = iov[i].iov_len;
-
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        memcpy(c->out + c->olen, p + skip, len - skip);
-        c->olen += len - skip;
-        skip = 0;
-    }
-}
-
 /* Writes as much of c's queue as the socket takes. Returns 0, or -1 when
  * the connection broke. */
 static int
 flush(struct conn *c)
 {
-    while (c->ooff < c->olen) {
-        ssize_t w = write(c->w.fd, c->out + c->ooff, c->olen - c->ooff);
+    int rc = outq_flush(&c->q, c->w.fd);
 
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
-        if (w < 0)
-            return -1;
-        c->ooff += (size_t)w;
+    if (rc > 0)
         c->deadline = mono_ms() + SERVER_SEND_MS; /* it reads: progress */
-    }
-    free(c->out);
-    c->out = NULL;
-    c->olen = c->ooff = 0;
-    return 0;
+    return rc < 0 ? -1 : 0;
 }
 
-/* Sends iov[0..n) after what is queued, writing what the socket takes now.
- * Returns 0, or -1 when the connection broke. */
 static int
 send_iov(struct conn *c, const struct iovec *iov, int n)
 {
-    if (c->olen > c->ooff) {
-        queue(c, iov, n, 0);
-        return 0;
-    }
-    while (n > 0) {
-        ssize_t w = writev(c->w.fd, iov, n < IOV_MAX ? n : IOV_MAX);
-        size_t done;
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            queue(c, iov, n, 0);
-            return 0;
-        }
-        if (w < 0)
-            return -1;
-        done = (size_t)w;
-        while (n > 0 && done >= iov->iov_len) {
-            done -= iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0 && done > 0) {
-            /* The socket is full: the rest waits for EPOLLOUT. */
-            queue(c, iov, n, done);
-            return 0;
-        }
-    }
-    return 0;
+    return outq_send(&c->q, c->w.fd, iov, n);
 }
 
 /* After queueing: closes a broken c, or watches for room to write. */
@@ -242,7 +175,7 @@ after_send(struct conn *c, int rc)
         conn_close(c);
         return;
     }
-    if (c->olen == c->ooff && c->close_after) {
+    if (!outq_pending(&c->q) && c->close_after) {
         conn_close(c);
         return;
     }
@@ -299,6 +232,27 @@ server_reply(struct conn *c, const struct iovec *iov, int n)
         }
     }
     request_over(c, rc);
+}
+
+int
+server_send(struct conn *c, const struct iovec *iov, int n)
+{
+    int pending = outq_pending(&c->q);
+
+    if (c->dead)
+        return -1;
+    if (send_iov(c, iov, n) < 0 || outq_pending(&c->q) > SERVER_MAX_QUEUE) {
+        /* Broken, or a reader too slow for its stream: the holder, told
+         * by the -1, drops the request, which frees the connection. */
+        ev_del(&c->w);
+        close(c->w.fd);
+        c->dead = 1;
+        return -1;
+    }
+    watch(c);
+    if (!pending)
+        set_deadline(c); /* else the deadline of no progress runs on */
+    return 0;
 }
 
 void
@@ -503,7 +457,7 @@ server_stop(void)
      * to the other workers; the rest close once answered. */
     for (c = S.all; c; c = next) {
         next = c->next;
-        if (!c->busy && c->olen == c->ooff)
+        if (!c->busy && !outq_pending(&c->q))
             conn_close(c);
         else
             c->close_after = 1;
@@ -516,7 +470,7 @@ server_busy(void)
     size_t n = S.nbusy;
 
     for (struct conn *c = S.all; c; c = c->next)
-        if (!c->busy && c->olen > c->ooff)
+        if (!c->busy && outq_pending(&c->q))
             n++;
     return n;
 }
@@ -542,7 +496,7 @@ server_tick(int64_t now)
         next = c->next;
         if (c->dead || !c->deadline || now < c->deadline)
             continue;
-        if (c->olen > c->ooff)
+        if (outq_pending(&c->q))
             log_warn("dropped a FastCGI connection that read nothing for "
                      "%d s",
                      SERVER_SEND_MS / 1000);

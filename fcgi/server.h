@@ -40,6 +40,11 @@ void server_adopt(int fd);
  * peer reads; a peer that reads nothing for SERVER_SEND_MS is dropped. */
 void server_reply(struct conn *c, const struct iovec *iov, int n);
 
+/* Sends a part of c's busy request's reply (records made by wire_stdout),
+ * which goes on. Returns 0, or -1 when the connection broke or more than
+ * 1 MB waits unread: the caller then drops the request. */
+int server_send(struct conn *c, const struct iovec *iov, int n);
+
 /* Ends c's busy request without a reply: an aborted request gets its
  * END_REQUEST, any other closes the connection. */
 void server_drop(struct conn *c);

@@ -6,7 +6,9 @@
 #include "views.h"
 
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util.h"
 
@@ -129,4 +131,47 @@ views_stats(const struct views_stats *s, size_t *len)
     json_object_object_add(root, "requests",
                            json_object_new_int64(s->requests));
     return finish(root, len);
+}
+
+/* Appends n bytes to *buf (length *len, capacity *cap). */
+static void
+grow(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        while (*len + n + 1 > *cap)
+            *cap = *cap ? 2 * *cap : 256;
+        *buf = xrealloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+char *
+views_events(const struct msg_list *list, size_t *len)
+{
+    static const char gap[] = "event: gap\ndata: {}\n\n";
+    char *out = NULL;
+    size_t cap = 0;
+
+    *len = 0;
+    if (list->gap)
+        grow(&out, len, &cap, gap, sizeof(gap) - 1);
+    for (size_t i = 0; i < list->len; i++) {
+        json_object *o = message_object(&list->items[i]);
+        size_t n;
+        const char *json = json_object_to_json_string_length(
+            o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+        char id[40];
+        int k = snprintf(id, sizeof(id),
+                         "id: %lld\ndata: ", (long long)list->items[i].ts);
+
+        grow(&out, len, &cap, id, (size_t)k);
+        grow(&out, len, &cap, json, n); /* JSON has no raw newline */
+        grow(&out, len, &cap, "\n\n", 2);
+        json_object_put(o);
+    }
+    if (!out)
+        out = xstrdup("");
+    return out;
 }

@@ -29,6 +29,10 @@ char *views_who(char *const *nicks, size_t n, long long rss, size_t *len);
 char *views_messages(const struct msg_list *list, long long rss, int ping,
                      size_t *len);
 
+/* The messages as Server-Sent Events: "id: TIMESTAMP\ndata: {message}\n\n"
+ * each, after "event: gap\ndata: {}\n\n" when the cursor was moved up. */
+char *views_events(const struct msg_list *list, size_t *len);
+
 /* {"status":"ok","rss":N} */
 char *views_health(long long rss, size_t *len);
 

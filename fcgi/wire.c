@@ -378,9 +378,10 @@ wire_reply_iovs(size_t len)
     return 3 * records(len) + 1;
 }
 
-int
-wire_reply(uint16_t id, const char *head, size_t hlen, const char *body,
-           size_t blen, unsigned char *hdrs, struct iovec *iov)
+/* The STDOUT records carrying head then body; returns how many iovecs. */
+static int
+stdout_records(uint16_t id, const char *head, size_t hlen, const char *body,
+               size_t blen, unsigned char *hdrs, struct iovec *iov)
 {
     size_t total = hlen + blen, done = 0;
     int n = 0;
@@ -402,6 +403,23 @@ wire_reply(uint16_t id, const char *head, size_t hlen, const char *body,
             done += take;
         }
     }
+    return n;
+}
+
+int
+wire_stdout(uint16_t id, const char *head, size_t hlen, const char *body,
+            size_t blen, unsigned char *hdrs, struct iovec *iov)
+{
+    return stdout_records(id, head, hlen, body, blen, hdrs, iov);
+}
+
+int
+wire_reply(uint16_t id, const char *head, size_t hlen, const char *body,
+           size_t blen, unsigned char *hdrs, struct iovec *iov)
+{
+    int n = stdout_records(id, head, hlen, body, blen, hdrs, iov);
+
+    hdrs += FCGI_HEADER_LEN * records(hlen + blen);
     put_header(hdrs, FCGI_STDOUT, id, 0);
     put_header(hdrs + FCGI_HEADER_LEN, FCGI_END_REQUEST, id,
                sizeof(FCGI_EndRequestBody));

@@ -99,4 +99,9 @@ size_t wire_reply_iovs(size_t len);
 int wire_reply(uint16_t id, const char *head, size_t hlen, const char *body,
                size_t blen, unsigned char *hdrs, struct iovec *iov);
 
+/* The same records without the end (no empty STDOUT, no END_REQUEST): a
+ * part of a reply that goes on, such as an event stream. */
+int wire_stdout(uint16_t id, const char *head, size_t hlen, const char *body,
+                size_t blen, unsigned char *hdrs, struct iovec *iov);
+
 #endif

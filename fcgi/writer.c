@@ -12,7 +12,9 @@
 #include "writer.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,6 +86,23 @@ writer_touch(char **ids, size_t n)
     maint_touch(ids, n);
 }
 
+/* The session's cookie for the room's event stream (EventSource cannot
+ * send a header): readable by no script, sent to no other site. token
+ * NULL clears it. Written into j->cookie. */
+static void
+session_cookie(struct job *j, const char *token)
+{
+    const char *base = req_env(j->req, "PGCHAT_BASE");
+    const char *https = req_env(j->req, "HTTPS");
+
+    snprintf(j->cookie, sizeof(j->cookie),
+             "Set-Cookie: pgchat_%s=%s; Path=%s; HttpOnly; SameSite=Strict%s%s"
+             "\r\n",
+             j->room, token ? token : "", base && *base ? base : "/",
+             https && strcmp(https, "on") == 0 ? "; Secure" : "",
+             token ? "" : "; Max-Age=0");
+}
+
 static void
 do_join(struct job *j)
 {
@@ -103,7 +122,10 @@ do_join(struct job *j)
     case STORE_JOINED:
         body = views_join(j->token, j->nick, rss_current(), config.starttime,
                           &len);
-        job_reply(j, body, len);
+        session_cookie(j, j->token);
+        req_reply_with(j->req, 200, j->cookie, body, len);
+        free(j->token);
+        free(j);
         free(body);
         break;
     case STORE_TAKEN:
@@ -132,7 +154,9 @@ do_part(struct job *j)
         return;
     }
     body = views_rss(rss_current(), &len);
-    job_reply(j, body, len);
+    session_cookie(j, NULL);
+    req_reply_with(j->req, 200, j->cookie, body, len);
+    free(j);
     free(body);
 }
 

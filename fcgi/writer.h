@@ -21,7 +21,8 @@ struct job {
     struct req *req; /* owned until answered */
     enum writer_kind kind;
     const char *room, *nick, *id, *text, *addr;
-    char *token; /* owned: a new session's */
+    char *token;      /* owned: a new session's */
+    char cookie[256]; /* the Set-Cookie line of a join or part */
     struct job *next;
 };
 
