@@ -22,6 +22,7 @@ use Stack qw(wait_until slurp port_open start_group stop_group reap);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use JSON::PP;
+use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep);
 
@@ -36,7 +37,7 @@ sub req {
 }
 
 # --- 1. the id from a header or the body -----------------------------------
-subtest '[waits for the lead] the session id from X-Pgchat-Id or the form body' => sub {
+subtest 'the session id from X-Pgchat-Id or the form body' => sub {
     my $s = Stack->new(workers => 1, env => {PGCHAT_SESSION_TIMEOUT => 2,
                                             PGCHAT_SWEEP_INTERVAL => 0.2,
                                             PGCHAT_RECV_TIMEOUT => 1});
@@ -62,7 +63,7 @@ subtest '[waits for the lead] the session id from X-Pgchat-Id or the form body' 
 };
 
 # --- 2. no cross-site actions ------------------------------------------------
-subtest '[waits for the lead] cross-site /join, /send and /part are refused' => sub {
+subtest 'cross-site /join, /send and /part are refused' => sub {
     my $s = Stack->new(workers => 1);
     my $http = HTTP::Tiny->new(timeout => 30);
     my $host = '127.0.0.1:' . $s->port;
@@ -116,7 +117,7 @@ subtest '[waits for the lead] cross-site /join, /send and /part are refused' => 
 };
 
 # --- 3. one address cannot fill a room ----------------------------------------
-subtest '[waits for the lead] sessions per address per room are capped' => sub {
+subtest 'sessions per address per room are capped' => sub {
     my $s = Stack->new(workers => 1, env => {
         RATE_LIMIT => 1, PGCHAT_JOIN_RATE => '100r/s', PGCHAT_JOIN_BURST => 100,
         PGCHAT_ROOM_SESSIONS => 6, PGCHAT_ADDR_SESSIONS => 3,
@@ -160,7 +161,7 @@ subtest '[waits for the lead] sessions per address per room are capped' => sub {
 };
 
 # --- 4. a public TCP socket ----------------------------------------------------
-subtest '[waits for the lead] a TCP socket others can reach needs FCGI_WEB_SERVER_ADDRS' => sub {
+subtest 'a TCP socket others can reach needs FCGI_WEB_SERVER_ADDRS' => sub {
     my $dir = tempdir('tcp-XXXXXX', DIR => $ENV{PGCHAT_TEST_TMP} // '/tmp', CLEANUP => 1);
     chmod 0755, $dir;
     my $db = Stack::new_db('tcp', 'template_pgchat');
@@ -187,6 +188,36 @@ subtest '[waits for the lead] a TCP socket others can reach needs FCGI_WEB_SERVE
     ok(wait_until(30, sub { port_open($port) }), 'with FCGI_WEB_SERVER_ADDRS it starts')
         or diag(slurp($log));
     stop_group($pid);
+    # On an IPv6 socket an IPv4 peer is ::ffff:127.0.0.1: it matches
+    # 127.0.0.1 in FCGI_WEB_SERVER_ADDRS, and nothing else does.
+    my $raw_who = sub {
+        my ($p) = @_;
+        my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $p, Timeout => 10)
+            or return 'no connection';
+        my $rec = sub { pack('CCnnCC', 1, $_[0], 1, length $_[1], 0, 0) . $_[1] };
+        my $pair = sub { pack('CC', length $_[0], length $_[1]) . $_[0] . $_[1] };
+        print $c $rec->(1, pack('nCx5', 1, 0)), $rec->(4, $pair->('REQUEST_METHOD', 'GET')
+            . $pair->('DOCUMENT_URI', '/who')), $rec->(4, ''), $rec->(5, '');
+        local $/;
+        my $got = <$c> // '';
+        return $got =~ /(Status: \d+)/ ? $1 : 'no status';
+    };
+    for my $case (['127.0.0.1', 'Status: 200', 'is answered'],
+                  ['127.0.0.2', 'no status', 'is closed unanswered']) {
+        my ($allowed, $want, $what) = @$case;
+        $port = Stack::free_port();
+        $log = "$dir/mapped-$allowed.log";
+        $pid = start_group($log, $log, {%env, PGCHAT_SOCKET => "[::]:$port",
+                                        FCGI_WEB_SERVER_ADDRS => $allowed},
+                           Stack::as_user("$Stack::TOP/fcgi/pgchat-asan"));
+        ok(wait_until(30, sub { port_open($port) && slurp($log) =~ /worker started/ }),
+           "PGCHAT_SOCKET=[::]:port with FCGI_WEB_SERVER_ADDRS=$allowed starts")
+            or diag(slurp($log));
+        is($raw_who->($port), $want,
+           "a FastCGI request from 127.0.0.1 (::ffff:127.0.0.1 there) $what");
+        stop_group($pid);
+    }
+
     $port = Stack::free_port();
     $log = "$dir/loopback.log";
     $pid = start_group($log, $log, {%env, PGCHAT_SOCKET => "127.0.0.1:$port",
