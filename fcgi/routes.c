@@ -157,6 +157,7 @@ static void
 handle_send(struct req *r)
 {
     const char *text = req_param(r, "text"), *id = session_id(r), *room;
+    const char *mid = req_param(r, "mid");
     struct job *j;
 
     if (take_room(r, &room) < 0)
@@ -166,6 +167,10 @@ handle_send(struct req *r)
      * batch of sends it travels in. */
     if (!id || !valid_id(id, strlen(id))) {
         req_error(r, 400, "No such session id");
+        return;
+    }
+    if (mid && !valid_mid(mid, strlen(mid))) {
+        req_error(r, 400, "Bad mid");
         return;
     }
     switch (valid_text(text, text ? strlen(text) : 0, config.max_message)) {
@@ -187,6 +192,7 @@ handle_send(struct req *r)
     j = job_new(r, WRITER_SEND, room);
     j->id = id;
     j->text = text;
+    j->mid = mid;
     writer_submit(j);
 }
 

@@ -142,20 +142,25 @@ store_array_literal(const char *const *v, size_t n)
 
 int
 store_send(struct pg *p, const char *const *tokens, const char *const *rooms,
-           const char *const *texts, size_t n, unsigned char *accepted)
+           const char *const *texts, const char *const *mids, size_t n,
+           int64_t *ts)
 {
     char *a_tokens = store_array_literal(tokens, n);
     char *a_rooms = store_array_literal(rooms, n);
     char *a_texts = store_array_literal(texts, n);
-    const char *params[] = {a_tokens, a_rooms, a_texts};
+    char *a_mids = store_array_literal(mids, n);
+    const char *params[] = {a_tokens, a_rooms, a_texts, a_mids};
     struct pg_res *res =
-        pg_exec(p, "SELECT chat_send($1::text[], $2::text[], $3::text[])", 3,
-                params, NULL);
+        pg_exec(p,
+                "SELECT pos, ts FROM chat_send($1::text[], $2::text[], "
+                "$3::text[], $4::text[])",
+                4, params, NULL);
 
-    memset(accepted, 0, n);
+    memset(ts, 0, n * sizeof(*ts));
     free(a_tokens);
     free(a_rooms);
     free(a_texts);
+    free(a_mids);
     if (!res) {
         log_error("cannot store %zu message%s: %s", n, n == 1 ? "" : "s",
                   pg_error(p));
@@ -165,7 +170,7 @@ store_send(struct pg *p, const char *const *tokens, const char *const *rooms,
         long pos = strtol(pg_value(res, i, 0), NULL, 10);
 
         if (pos >= 1 && (size_t)pos <= n)
-            accepted[pos - 1] = 1;
+            ts[pos - 1] = strtoll(pg_value(res, i, 1), NULL, 10);
     }
     pg_res_free(res);
     return 0;
@@ -245,7 +250,7 @@ int
 store_listen_send(struct pg *p)
 {
     static const char setup[] = "PREPARE recv(text, bigint, int) AS "
-                                "SELECT head, gap, ts, nick, type, text "
+                                "SELECT head, gap, ts, nick, type, text, mid "
                                 "FROM chat_recv($1, $2, $3); "
                                 "LISTEN pgchat";
     char sql[sizeof(setup) + 64];
@@ -304,6 +309,7 @@ store_recv_decode(struct pg_res *res, int64_t *head)
         m->nick = xstrdup(pg_value(res, i, 3));
         m->type = xstrdup(pg_value(res, i, 4));
         m->text = dup_or_null(res, i, 5);
+        m->mid = dup_or_null(res, i, 6);
         list->len++;
     }
     pg_res_free(res);

@@ -40,6 +40,13 @@ valid_room(const char *s, size_t len)
     return 1;
 }
 
+/* The same alphabet as a room's: mids are made by clients, often UUIDs. */
+int
+valid_mid(const char *s, size_t len)
+{
+    return len <= VALID_MID_MAX && valid_room(s, len);
+}
+
 int
 valid_id(const char *s, size_t len)
 {

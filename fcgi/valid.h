@@ -26,6 +26,11 @@ int valid_room(const char *s, size_t len);
  * that fails every other statement of its batch. */
 int valid_id(const char *s, size_t len);
 
+#define VALID_MID_MAX 64
+
+/* 1 when (s, len) is a send's mid: 1-64 letters, digits, '_', '-'. */
+int valid_mid(const char *s, size_t len);
+
 /* 1 when (s, len) is well-formed UTF-8 with no NUL byte: no overlong forms,
  * no surrogates, nothing above U+10FFFF. */
 int valid_utf8(const char *s, size_t len);

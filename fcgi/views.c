@@ -43,6 +43,16 @@ views_rss(long long rss, size_t *len)
 }
 
 char *
+views_sent(long long rss, int64_t ts, size_t *len)
+{
+    json_object *root = json_object_new_object();
+
+    json_object_object_add(root, "rss", json_object_new_int64(rss));
+    json_object_object_add(root, "timestamp", json_object_new_int64(ts));
+    return finish(root, len);
+}
+
+char *
 views_join(const char *id, const char *nick, long long rss, int64_t starttime,
            size_t *len)
 {
@@ -78,6 +88,8 @@ message_object(const struct msg *m)
     if (m->text)
         json_object_object_add(o, "text", json_object_new_string(m->text));
     json_object_object_add(o, "timestamp", json_object_new_int64(m->ts));
+    if (m->mid)
+        json_object_object_add(o, "mid", json_object_new_string(m->mid));
     return o;
 }
 

@@ -17,6 +17,9 @@ char *views_error(const char *message, size_t *len);
 /* {"rss":N} */
 char *views_rss(long long rss, size_t *len);
 
+/* {"rss":N,"timestamp":T}: a send's reply, T the stored message's. */
+char *views_sent(long long rss, int64_t ts, size_t *len);
+
 /* {"id":ID,"nick":NICK,"rss":N,"starttime":MS} */
 char *views_join(const char *id, const char *nick, long long rss,
                  int64_t starttime, size_t *len);

@@ -186,7 +186,8 @@ do_sends(struct job **sends, size_t n)
     const char **tokens = xcalloc(n, sizeof(*tokens));
     const char **rooms = xcalloc(n, sizeof(*rooms));
     const char **texts = xcalloc(n, sizeof(*texts));
-    unsigned char *accepted = xcalloc(n, 1);
+    const char **mids = xcalloc(n, sizeof(*mids));
+    int64_t *ts = xcalloc(n, sizeof(*ts));
     char **touched = xcalloc(n, sizeof(*touched));
     size_t ntouched = 0;
     int rc;
@@ -195,14 +196,15 @@ do_sends(struct job **sends, size_t n)
         tokens[i] = sends[i]->id;
         rooms[i] = sends[i]->room;
         texts[i] = sends[i]->text;
+        mids[i] = sends[i]->mid;
     }
-    rc = store_send(W.pg, tokens, rooms, texts, n, accepted);
+    rc = store_send(W.pg, tokens, rooms, texts, mids, n, ts);
     for (size_t i = 0; i < n; i++) {
         if (rc < 0) {
             job_error(sends[i], 503, REQ_DB_DOWN);
-        } else if (accepted[i]) {
+        } else if (ts[i]) {
             size_t len;
-            char *body = views_rss(rss_current(), &len);
+            char *body = views_sent(rss_current(), ts[i], &len);
 
             touched[ntouched++] = xstrdup(sends[i]->id);
             job_reply(sends[i], body, len);
@@ -215,7 +217,8 @@ do_sends(struct job **sends, size_t n)
     free(tokens);
     free(rooms);
     free(texts);
-    free(accepted);
+    free(mids);
+    free(ts);
 }
 
 /* Whether the session of j may send now. With PGCHAT_WRITE_SOCKET one

@@ -21,7 +21,8 @@ struct job {
     struct req *req; /* owned until answered */
     enum writer_kind kind;
     const char *room, *nick, *id, *text, *addr;
-    char *token; /* owned: a new session's */
+    const char *mid; /* a send's; NULL: none */
+    char *token;     /* owned: a new session's */
     struct job *next;
 };
 

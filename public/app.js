@@ -37,6 +37,10 @@
  *                  are <a target=_blank rel="noopener noreferrer">).
  *                  Non-message rows are li.day (date divider) and
  *                  li.notice (e.g. skipped-messages gap) - never .line.
+ *                  A message of ours not yet delivered is li.pending
+ *                  (data-mid; .retrying while the server is unreachable),
+ *                  below the lines, never .line: it becomes a .line when
+ *                  its copy with the same mid comes back through recv.
  *   #new-messages  button shown when lines arrived while scrolled up
  *   #who           <ul> of people in the room, one <li> per nick
  *                  (li.me for yourself)
@@ -120,13 +124,16 @@ const state = {
   wake: null,         // resolves the current back-off pause early
   pollCtl: null,
   rejoinP: null,
-  sending: false,
   unread: 0,
   newCount: 0,
   lastDay: null,
   starttime: null,
   stickToBottom: false, // scroll down when our own message comes back
   stuck: true,          // the log was scrolled to the bottom
+  outbox: [],           // {mid, text, li}: sends not yet answered 200, in order
+  pending: new Map(),   // mid -> li.pending, until its copy is delivered
+  outboxGen: -1,        // the session whose outbox loop is running
+  outboxWake: null,     // ends the outbox's back-off early
 };
 
 /* ------------------------------------------------------------------ */
@@ -199,7 +206,17 @@ function pause(ms) {
   });
 }
 
-function wake() { if (state.wake) state.wake(); }
+function wake() {
+  if (state.wake) state.wake();
+  if (state.outboxWake) state.outboxWake();
+}
+
+/** A fresh message id: 128 random bits as hex (the server takes 1-64 of
+ *  [A-Za-z0-9_-]). */
+function newMid() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+}
 
 /**
  * fetch wrapper: never throws. Returns {ok, status, data}; status 0 means
@@ -504,6 +521,10 @@ function handleMessages(messages, gap) {
     const ts = Number(m.timestamp);
     if (!Number.isFinite(ts) || ts <= state.since) continue; // dedupe
     state.since = ts;
+    if (typeof m.mid === 'string' && state.pending.has(m.mid)) {
+      state.pending.get(m.mid).remove(); // delivered: the real line replaces it
+      state.pending.delete(m.mid);
+    }
 
     const day = new Date(ts).toDateString();
     if (day !== state.lastDay) {
@@ -524,7 +545,8 @@ function handleMessages(messages, gap) {
     if (nick === state.nick && state.stickToBottom) forceScroll = true;
   }
   if (!added) return;
-  el.log.append(frag);
+  // Lines go above our own messages still pending.
+  el.log.insertBefore(frag, el.log.querySelector(':scope > li.pending'));
   while (el.log.childElementCount > MAX_LOG_ROWS) el.log.firstElementChild.remove();
   if (forceScroll) state.stickToBottom = false;
   if (atBottom || forceScroll || state.catchingUp) {
@@ -560,6 +582,7 @@ async function pollOnce(gen) {
       state.failures = 0;
       state.needWho = true;
       state.verifySelf = true;
+      if (state.outboxWake) state.outboxWake(); // the server is back: send now
     }
     setStatus('connected');
     showBanner();
@@ -718,6 +741,8 @@ function startSession(data, nick, room) {
   state.unread = 0;
   state.newCount = 0;
   state.lastDay = null;
+  state.outbox = [];
+  state.pending.clear();
   applyServerInfo(data);
   try { localStorage.setItem('pgchat.nick', state.nick); } catch { /* private mode */ }
   setUrlRoom(room);
@@ -785,8 +810,22 @@ function sendErrorText(r) {
   return `Not sent: unexpected reply (HTTP ${r.status}).`;
 }
 
-async function sendMessage() {
-  if (!state.joined || state.sending) return;
+/** A line for a message of ours that the server does not have yet. */
+function renderPending(text) {
+  const li = renderLine({ type: 'msg', nick: state.nick, text }, Date.now());
+  li.className = 'pending msg self';
+  delete li.dataset.ts;
+  li.querySelector('.time').textContent = '';
+  li.title = 'sending…';
+  return li;
+}
+
+/**
+ * Queues what is in the input as a message with a fresh mid, shown as
+ * pending at once; the outbox sends it.
+ */
+function sendMessage() {
+  if (!state.joined) return;
   const text = el.input.value.replace(/\s+$/u, '');
   if (!text.trim()) return; // blank input is not sent
   const bytes = utf8Length(text);
@@ -794,38 +833,78 @@ async function sendMessage() {
     setSendError(`Message too long: ${bytes} bytes, the limit is ${MAX_MESSAGE_BYTES}.`);
     return;
   }
-  const gen = state.gen;
-  state.sending = true;
-  el.input.readOnly = true;
-  el.sendButton.disabled = true;
-  el.sendForm.setAttribute('aria-busy', 'true');
+  const item = { mid: newMid(), text, li: renderPending(text) };
+  item.li.dataset.mid = item.mid;
+  state.pending.set(item.mid, item.li);
+  state.outbox.push(item);
+  el.log.append(item.li);
+  scrollToBottom();
+  state.stickToBottom = true;
+  el.input.value = '';
+  autosize();
+  setSendError('');
+  runOutbox(state.gen);
+}
+
+/** Drops a message the server refused (4xx): its text goes back to the
+ *  input when that is empty, so the user may edit and send it again. */
+function refuse(item, r) {
+  item.li.remove();
+  state.pending.delete(item.mid);
+  if (!el.input.value) {
+    el.input.value = item.text;
+    autosize();
+  }
+  setSendError(sendErrorText(r));
+}
+
+/**
+ * Sends the outbox in order, one at a time. On a network error or a 5xx
+ * the same mid is sent again with the usual back-off until the server
+ * answers 200 (stored, or already stored by an attempt whose reply was
+ * lost) or a 4xx; so a message typed during an outage arrives once.
+ */
+async function runOutbox(gen) {
+  if (state.outboxGen === gen) return;
+  state.outboxGen = gen;
+  let failures = 0;
   try {
-    for (let attempt = 1; attempt <= 2; attempt++) {
-      const r = await request('send', { form: { id: state.id, room: state.room, text } });
+    while (gen === state.gen && state.outbox.length) {
+      const item = state.outbox[0];
+      const r = await request('send', { form: { id: state.id, room: state.room, text: item.text, mid: item.mid } });
       if (gen !== state.gen) return;
       if (r.ok) {
-        el.input.value = '';
-        autosize();
-        setSendError('');
+        failures = 0;
+        state.outbox.shift();
+        item.li.classList.remove('retrying');
         setRss(r.data.rss);
-        state.stickToBottom = true;
         if (state.failures > 0) wake(); // the server is back: poll now
-        return;
+        continue;
       }
-      if (r.status === 400 && isSessionError(r.data.error) && attempt === 1) {
-        const res = await rejoin();
-        if (res === 'ok') continue; // resend with the new session
-        if (res === 'retry') setSendError('Not sent: your session expired and the server is unreachable. Press Enter to try again.');
-        return;
+      if (r.status === 400 && isSessionError(r.data.error)) {
+        const res = await rejoin(); // then the same mid again: (room, nick, mid)
+        if (res === 'ok') continue;
+        if (res === 'fatal') return;
+      } else if (r.status !== 0 && r.status < 500) {
+        state.outbox.shift();
+        refuse(item, r);
+        continue;
       }
-      setSendError(sendErrorText(r));
-      return;
+      failures++;
+      item.li.classList.add('retrying');
+      item.li.title = 'not delivered yet: retrying by itself';
+      await new Promise((resolve) => {
+        const t = setTimeout(done, backoffDelay(failures));
+        function done() {
+          clearTimeout(t);
+          if (state.outboxWake === done) state.outboxWake = null;
+          resolve();
+        }
+        state.outboxWake = done;
+      });
     }
   } finally {
-    state.sending = false;
-    el.input.readOnly = false;
-    el.sendButton.disabled = false;
-    el.sendForm.removeAttribute('aria-busy');
+    if (state.outboxGen === gen) state.outboxGen = -1;
   }
 }
 

@@ -140,13 +140,15 @@ async function waitText(page, sel, want, timeout = T) {
   }
 }
 
-/** Type `t` into #input and press Enter; waits until accepted (input cleared). */
+/** Type `t` into #input and press Enter; waits until accepted (input
+ *  cleared and nothing of ours pending) or refused (#send-error). */
 async function say(u, t) {
   for (let attempt = 1; ; attempt++) {
     await u.page.fill('#input', t);
     await u.page.press('#input', 'Enter');
     await u.page.waitForFunction(
-      () => document.querySelector('#input').value === '' || document.querySelector('#send-error').textContent !== '',
+      () => (document.querySelector('#input').value === '' && !document.querySelector('#log li.pending'))
+        || document.querySelector('#send-error').textContent !== '',
       null, { timeout: T, polling: 50 },
     );
     const err = await text(u.page, '#send-error');
@@ -519,16 +521,21 @@ test('an over-long message is refused inline and stays in the input', async () =
 const OUTAGE = 'typed while the server was down';
 const AFTER = `after the restart ${Math.random().toString(36).slice(2, 8)}`;
 
-test('responder down: status says reconnecting, sending shows an error and keeps the text', async () => {
+test('responder down: status says reconnecting; a message typed now shows as pending, retrying by itself', async () => {
   const a = users.alice; const b = users.bob;
   await ctl('responder-stop');
   await waitText(a.page, '#status', 'reconnecting');
   await waitText(b.page, '#status', 'reconnecting');
   await b.page.fill('#input', OUTAGE);
   await b.page.press('#input', 'Enter');
-  await b.page.waitForFunction(() => document.querySelector('#send-error').textContent !== '', null, { timeout: T });
-  diag(`send error: ${await text(b.page, '#send-error')}`);
-  eq(await b.page.inputValue('#input'), OUTAGE, 'input after a failed send');
+  await b.page.waitForSelector('#log li.pending.retrying', { timeout: T });
+  eq(await b.page.$eval('#log li.pending .text', (e) => e.textContent), OUTAGE, 'the pending line');
+  eq(await b.page.$eval('#log li.pending', (e) => e.dataset.mid.length), 32, 'its mid (128 bits of hex)');
+  eq(await b.page.inputValue('#input'), '', 'the input is free again');
+  eq(await text(b.page, '#send-error'), '', '#send-error: nothing for the user to do');
+  eq(await countMsg(b.page, OUTAGE), 0, 'no .line for it before the server has it');
+  // Enough time for several attempts (back-off from 1 s): each is the same mid.
+  await b.page.waitForTimeout(2500);
 }, { critical: true });
 
 test('responder back: both pages reconnect by themselves', async () => {
@@ -541,13 +548,13 @@ test('responder back: both pages reconnect by themselves', async () => {
   await waitWho(users.bob.page, ['alice', 'bob']);
 });
 
-test('after the restart: the retried and a new message arrive exactly once', async () => {
+test('after the restart: the message typed during the outage arrives exactly once, by itself', async () => {
   const a = users.alice; const b = users.bob;
-  // bob presses Enter again on the text kept from the outage
-  await b.page.focus('#input');
-  await b.page.keyboard.press('Enter');
-  await b.page.waitForFunction(() => document.querySelector('#input').value === '', null, { timeout: T });
-  eq(await text(b.page, '#send-error'), '', '#send-error after a successful send');
+  await waitMsg(a.page, OUTAGE, T_RECOVER);
+  await waitMsg(b.page, OUTAGE, T_RECOVER);
+  await b.page.waitForFunction(() => !document.querySelector('#log li.pending'), null, { timeout: T });
+  const sends = requests.filter((r) => r.who === 'bob' && new URL(r.url).pathname.endsWith('/send'));
+  diag(`bob's page sent ${sends.length} /send requests in all`);
   await say(b, AFTER);
   await waitMsg(a.page, AFTER);
   await say(a, 'marker after the restart');
@@ -555,7 +562,7 @@ test('after the restart: the retried and a new message arrive exactly once', asy
   await waitMsg(b.page, 'marker after the restart');
   for (const u of [a, b]) {
     eq(await countMsg(u.page, AFTER), 1, `copies of the post-restart message (${u.nick})`);
-    eq(await countMsg(u.page, OUTAGE), 1, `copies of the retried message (${u.nick})`);
+    eq(await countMsg(u.page, OUTAGE), 1, `copies of the message typed during the outage (${u.nick})`);
   }
 });
 

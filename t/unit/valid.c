@@ -195,6 +195,16 @@ main(void)
         memset(room, 'r', sizeof(room));
         ok(valid_room(room, 64), "a room of 64 characters is valid");
         ok(!valid_room(room, 65), "a room of 65 characters is refused");
+        ok(valid_mid(room, 1), "a mid of 1 character is valid");
+        ok(valid_mid(room, 64), "a mid of 64 characters is valid");
+        ok(!valid_mid(room, 65), "a mid of 65 characters is refused");
+        ok(!valid_mid(room, 0), "an empty mid is refused");
+        ok(valid_mid("Ab-9_z", 6),
+           "a mid of letters, digits, - and _ is valid");
+        ok(!valid_mid("a.b", 3), "a mid with a dot is refused");
+        ok(!valid_mid("a b", 3), "a mid with a space is refused");
+        ok(!valid_mid("\xc3\xa9", 2),
+           "a mid with a non-ASCII letter is refused");
     }
 
     for (size_t i = 0; i < sizeof(utf8) / sizeof(utf8[0]); i++)
