@@ -7,6 +7,7 @@
  */
 #include "routes.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -231,6 +232,35 @@ handle_healthz(struct req *r)
     free(body);
 }
 
+#define HISTORY_LIMIT_DEFAULT 50
+#define HISTORY_LIMIT_MAX 200
+
+/* GET /history?room=R&before=T&limit=N: the newest N messages before T
+ * (default: the newest of all), oldest first. */
+static void
+handle_history(struct req *r)
+{
+    const char *before = req_param(r, "before"), *limit = req_param(r, "limit");
+    int64_t v_before = INT64_MAX, v_limit = HISTORY_LIMIT_DEFAULT;
+    const char *room;
+    struct job *j;
+
+    if (take_room(r, &room) < 0)
+        return;
+    if (before && valid_number(before, 0, INT64_MAX, &v_before) < 0) {
+        req_error(r, 400, "Bad before");
+        return;
+    }
+    if (limit && valid_number(limit, 1, HISTORY_LIMIT_MAX, &v_limit) < 0) {
+        req_error(r, 400, "Bad limit");
+        return;
+    }
+    j = job_new(r, WRITER_HISTORY, room);
+    j->before = v_before;
+    j->limit = (int)v_limit;
+    writer_submit(j);
+}
+
 static void
 handle_stats(struct req *r)
 {
@@ -250,6 +280,7 @@ static const struct route {
     {"recv", REQ_GET | REQ_HEAD, 0, handle_recv},
     {"healthz", REQ_GET | REQ_HEAD, 0, handle_healthz},
     {"stats", REQ_GET | REQ_HEAD, 0, handle_stats},
+    {"history", REQ_GET | REQ_HEAD, 0, handle_history},
 };
 
 /* Takes r: answers it at once (errors, 404, 405) or hands it on. */

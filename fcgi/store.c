@@ -244,6 +244,52 @@ store_stats(struct pg *p, struct store_stats *out)
     return 0;
 }
 
+/* Takes res, rows of (ts, nick, type, text, mid) newest first: returns the
+ * first n of them oldest first. */
+static struct msg_list *
+decode_newest_first(struct pg_res *res, int n)
+{
+    struct msg_list *list = xcalloc(1, sizeof(*list));
+
+    list->items = xcalloc(n ? (size_t)n : 1, sizeof(*list->items));
+    for (int i = 0; i < n; i++) {
+        struct msg *m = &list->items[n - 1 - i];
+
+        m->ts = strtoll(pg_value(res, i, 0), NULL, 10);
+        m->nick = xstrdup(pg_value(res, i, 1));
+        m->type = xstrdup(pg_value(res, i, 2));
+        m->text = pg_is_null(res, i, 3) ? NULL : xstrdup(pg_value(res, i, 3));
+        m->mid = pg_is_null(res, i, 4) ? NULL : xstrdup(pg_value(res, i, 4));
+    }
+    list->len = (size_t)n;
+    pg_res_free(res);
+    return list;
+}
+
+struct msg_list *
+store_history(struct pg *p, const char *room, int64_t before, int limit,
+              int *more)
+{
+    char s_before[24], s_limit[16];
+    const char *params[] = {room, s_before, s_limit};
+    struct pg_res *res;
+    int rows;
+
+    snprintf(s_before, sizeof(s_before), "%lld", (long long)before);
+    snprintf(s_limit, sizeof(s_limit), "%d", limit);
+    res = pg_exec(p,
+                  "SELECT ts, nick, type, text, mid FROM chat_before($1, "
+                  "$2, $3)",
+                  3, params, NULL);
+    if (!res) {
+        log_error("cannot read the history of '%s': %s", room, pg_error(p));
+        return NULL;
+    }
+    rows = pg_rows(res);
+    *more = rows > limit;
+    return decode_newest_first(res, rows > limit ? limit : rows);
+}
+
 /* --- the event loop's ---------------------------------------------------- */
 
 int

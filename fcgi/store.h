@@ -71,6 +71,12 @@ struct store_stats {
 /* Fills out with figures for /stats. Returns 0, or -1 on error. */
 int store_stats(struct pg *p, struct store_stats *out);
 
+/* Returns at most limit messages of room with a timestamp before before,
+ * oldest first, for the caller to free with msg_list_free(); *more says
+ * whether older ones exist. NULL on error. */
+struct msg_list *store_history(struct pg *p, const char *room, int64_t before,
+                               int limit, int *more);
+
 /* --- the event loop's, asynchronous ------------------------------------- */
 
 /* Sends what a new LISTEN connection runs first: the statements it uses,

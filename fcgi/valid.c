@@ -177,6 +177,25 @@ valid_text(const char *s, size_t len, size_t max)
 }
 
 int
+valid_number(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    int64_t v = 0;
+    size_t n = 0;
+
+    if (!s)
+        return -1;
+    for (; s[n] >= '0' && s[n] <= '9'; n++) {
+        if (n == 18)
+            return -1; /* 19 digits and more may not fit */
+        v = v * 10 + (s[n] - '0');
+    }
+    if (n == 0 || s[n] != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int
 valid_since(const char *s, int64_t *out)
 {
     int negative = 0, overflow = 0;

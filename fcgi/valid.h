@@ -58,6 +58,11 @@ int valid_control(unsigned int cp);
  * decoded for its control characters. */
 enum valid_text valid_text(const char *s, size_t len, size_t max);
 
+/* Parses a count or a cursor of a read (/history's before and limit):
+ * 1-18 digits, nothing else, between min and max. Returns 0, or -1 when s
+ * is NULL or is not one. */
+int valid_number(const char *s, int64_t min, int64_t max, int64_t *out);
+
 /* Parses a "since" cursor: an optional '-', digits, and an optional
  * fraction, which is dropped. Values below 0 read as 0 and values beyond
  * int64 as INT64_MAX, so every number is a cursor. Returns 0, or -1 when s is

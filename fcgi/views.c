@@ -113,6 +113,21 @@ views_messages(const struct msg_list *list, long long rss, int ping,
 }
 
 char *
+views_history(const struct msg_list *list, int more, long long rss, size_t *len)
+{
+    json_object *root = json_object_new_object();
+    size_t n = list ? list->len : 0;
+    json_object *arr = json_object_new_array_ext((int)n);
+
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(arr, message_object(&list->items[i]));
+    json_object_object_add(root, "messages", arr); /* root takes arr */
+    json_object_object_add(root, "more", json_object_new_boolean(more));
+    json_object_object_add(root, "rss", json_object_new_int64(rss));
+    return finish(root, len);
+}
+
+char *
 views_health(long long rss, size_t *len)
 {
     json_object *root = json_object_new_object();

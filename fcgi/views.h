@@ -32,6 +32,10 @@ char *views_who(char *const *nicks, size_t n, long long rss, size_t *len);
 char *views_messages(const struct msg_list *list, long long rss, int ping,
                      size_t *len);
 
+/* {"messages":[...],"more":bool,"rss":N}: a page of /history. */
+char *views_history(const struct msg_list *list, int more, long long rss,
+                    size_t *len);
+
 /* {"status":"ok","rss":N} */
 char *views_health(long long rss, size_t *len);
 

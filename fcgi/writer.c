@@ -179,6 +179,27 @@ do_stats(struct job *j)
     free(body);
 }
 
+/* Reads go through the writer's connection, the worker's only one that may
+ * wait: the loop thread never does. One page is one index scan. */
+static void
+do_history(struct job *j)
+{
+    int more;
+    struct msg_list *list =
+        store_history(W.pg, j->room, j->before, j->limit, &more);
+    size_t len;
+    char *body;
+
+    if (!list) {
+        job_error(j, 503, REQ_DB_DOWN);
+        return;
+    }
+    body = views_history(list, more, rss_current(), &len);
+    job_reply(j, body, len);
+    free(body);
+    msg_list_free(list);
+}
+
 /* Takes the n jobs in sends: stores them in one transaction. */
 static void
 do_sends(struct job **sends, size_t n)
@@ -262,6 +283,9 @@ run_batch(struct job *list)
             break;
         case WRITER_STATS:
             do_stats(j);
+            break;
+        case WRITER_HISTORY:
+            do_history(j);
             break;
         case WRITER_SEND:
             if (!allowed(j)) {

@@ -41,6 +41,8 @@
  *                  (data-mid; .retrying while the server is unreachable),
  *                  below the lines, never .line: it becomes a .line when
  *                  its copy with the same mid comes back through recv.
+ *                  li.notice.start tops the log once scrollback has
+ *                  reached the room's first message.
  *   #new-messages  button shown when lines arrived while scrolled up
  *   #who           <ul> of people in the room, one <li> per nick
  *                  (li.me for yourself)
@@ -76,6 +78,8 @@ const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const MAX_LOG_ROWS = 2000;       // older rows are dropped from the DOM
 const BOTTOM_SLACK_PX = 48;
+const HISTORY_PAGE = 50;         // messages per /history page
+const TOP_SLACK_PX = 300;        // scrolled this close to the top: load older
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -130,6 +134,8 @@ const state = {
   starttime: null,
   stickToBottom: false, // scroll down when our own message comes back
   stuck: true,          // the log was scrolled to the bottom
+  more: false,          // older messages exist before the first line shown
+  loadingOlder: false,
   outbox: [],           // {mid, text, li}: sends not yet answered 200, in order
   pending: new Map(),   // mid -> li.pending, until its copy is delivered
   outboxGen: -1,        // the session whose outbox loop is running
@@ -547,7 +553,10 @@ function handleMessages(messages, gap) {
   if (!added) return;
   // Lines go above our own messages still pending.
   el.log.insertBefore(frag, el.log.querySelector(':scope > li.pending'));
-  while (el.log.childElementCount > MAX_LOG_ROWS) el.log.firstElementChild.remove();
+  if (el.log.childElementCount > MAX_LOG_ROWS) {
+    while (el.log.childElementCount > MAX_LOG_ROWS) el.log.firstElementChild.remove();
+    setMore(true); // what was dropped can be scrolled back to again
+  }
   if (forceScroll) state.stickToBottom = false;
   if (atBottom || forceScroll || state.catchingUp) {
     scrollToBottom();
@@ -558,6 +567,83 @@ function handleMessages(messages, gap) {
   }
   renderWho();
   updateTitle();
+}
+
+/* ------------------------------------------------------------------ */
+/* scrollback                                                          */
+
+function historyUrl(params) {
+  return `history?${new URLSearchParams({ room: state.room, limit: String(HISTORY_PAGE), ...params })}`;
+}
+
+/** Whether older messages exist; without, the log starts with a notice. */
+function setMore(more) {
+  state.more = more;
+  const start = el.log.querySelector(':scope > li.notice.start');
+  if (more && start) start.remove();
+  if (!more && !start) {
+    const li = document.createElement('li');
+    li.className = 'notice start';
+    li.textContent = 'This is the beginning of the room.';
+    el.log.prepend(li);
+  }
+}
+
+/** The newest page, before the long poll starts after it. Without an
+ *  answer the poll reads from 0, as the classic protocol does. */
+async function loadLatest(gen) {
+  const r = await request(historyUrl({}));
+  if (gen !== state.gen) return;
+  if (r.ok && Array.isArray(r.data.messages)) {
+    applyServerInfo(r.data);
+    handleMessages(r.data.messages, false);
+    setMore(r.data.more === true);
+    // Caught up: the poll starts at the newest message.
+    state.catchingUp = false;
+    el.log.removeAttribute('aria-busy');
+    scrollToBottom();
+    state.needWho = false;
+    refreshWho();
+  } else {
+    state.more = true;
+  }
+}
+
+/** Loads the page before the first line shown, keeping that line where it
+ *  is on the screen; stops at the room's first message. */
+async function loadOlder() {
+  if (!state.joined || !state.more || state.loadingOlder) return;
+  const first = el.log.querySelector(':scope > li.line');
+  if (!first) return;
+  const gen = state.gen;
+  const firstTs = Number(first.dataset.ts);
+  state.loadingOlder = true;
+  const r = await request(historyUrl({ before: String(firstTs) }));
+  state.loadingOlder = false;
+  if (gen !== state.gen || !r.ok || !Array.isArray(r.data.messages)) return;
+  const anchor = first.getBoundingClientRect().top;
+  const frag = document.createDocumentFragment();
+  let day = null;
+  for (const m of r.data.messages) {
+    const ts = Number(m && m.timestamp);
+    if (!Number.isFinite(ts) || ts >= firstTs) continue;
+    const d = new Date(ts).toDateString();
+    if (day !== null && d !== day) frag.append(dayDivider(new Date(ts)));
+    day = d;
+    frag.append(renderLine(m, ts));
+  }
+  // One divider where the page meets the lines below, if the day changes.
+  const prev = first.previousElementSibling;
+  const firstDay = new Date(firstTs).toDateString();
+  if (prev && prev.classList.contains('day') && day === firstDay) prev.remove();
+  else if (day !== null && day !== firstDay && !(prev && prev.classList.contains('day'))) {
+    el.log.insertBefore(dayDivider(new Date(firstTs)), first);
+  }
+  el.log.prepend(frag);
+  setMore(r.data.more === true);
+  el.log.scrollTop += first.getBoundingClientRect().top - anchor;
+  // A page that does not fill the screen cannot be scrolled: load on.
+  if (state.more && el.log.scrollTop < TOP_SLACK_PX) loadOlder();
 }
 
 /* ------------------------------------------------------------------ */
@@ -743,6 +829,8 @@ function startSession(data, nick, room) {
   state.lastDay = null;
   state.outbox = [];
   state.pending.clear();
+  state.more = false;
+  state.loadingOlder = false;
   applyServerInfo(data);
   try { localStorage.setItem('pgchat.nick', state.nick); } catch { /* private mode */ }
   setUrlRoom(room);
@@ -760,7 +848,12 @@ function startSession(data, nick, room) {
   setStatus('connected');
   showBanner();
   el.input.focus();
-  pollLoop(state.gen);
+  const gen = state.gen;
+  loadLatest(gen).then(() => {
+    if (gen !== state.gen) return;
+    pollLoop(gen);
+    if (state.more && el.log.scrollTop < TOP_SLACK_PX) loadOlder();
+  });
 }
 
 function sendPartBeacon() {
@@ -969,6 +1062,7 @@ function init() {
 
   el.log.addEventListener('scroll', () => {
     state.stuck = isAtBottom();
+    if (el.log.scrollTop < TOP_SLACK_PX) loadOlder();
     if (!el.newMessages.hidden && state.stuck) scrollToBottom();
   }, { passive: true });
   // Keep following the newest line when the log changes size (rotation,

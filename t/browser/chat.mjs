@@ -85,7 +85,7 @@ async function ctl(cmd) {
   if (cmd === 'responder-start') responderStopped = false;
 }
 
-async function openUser(nick) {
+async function openUser(nick, room = ROOM) {
   const context = await browser.newContext({ viewport: VIEW, deviceScaleFactor: 1 });
   const page = await context.newPage();
   const u = { nick, context, page, dialogs: 0, errors: [], joinPosts: 0 };
@@ -100,7 +100,7 @@ async function openUser(nick) {
     if (r.method() === 'POST' && new URL(r.url()).pathname.endsWith('/join')) u.joinPosts++;
   });
   record(page, nick);
-  await page.goto(`${BASE}#${ROOM}`, { waitUntil: 'load', timeout: T });
+  await page.goto(`${BASE}#${room}`, { waitUntil: 'load', timeout: T });
   users[nick] = u;
   return u;
 }
@@ -574,6 +574,51 @@ test('no message is shown twice (timestamps in #log are unique and increasing)',
       assert(ts[i] > ts[i - 1], `${u.nick}: line ${i} has timestamp ${ts[i]} after ${ts[i - 1]}`);
     }
   }
+});
+
+test('scrollback: a room of 1,000 messages scrolls back to its first, keeping the position, and stops there', async () => {
+  const room = `deep-${Math.random().toString(36).slice(2, 8)}`;
+  await ctl(`fill ${room} 1000`);
+  const d = await openUser('dora', room);
+  await joinAs(d);
+  await waitJoined(d);
+  await waitMsg(d.page, 'history 1000');
+  const shown = await d.page.$$eval('#log .line.msg', (els) => els.length);
+  assert(shown <= 50, `the first screen holds the newest page only, not ${shown} messages`);
+  let loads = 0;
+  for (; loads < 60; loads++) {
+    if (await d.page.$('#log li.notice.start')) break;
+    // Jump to the top and note where the first line is then, before the
+    // page above it has come.
+    const before = await d.page.$eval('#log', (log) => {
+      const first = log.querySelector(':scope > li.line');
+      log.scrollTop = 0;
+      return { ts: first.dataset.ts, top: first.getBoundingClientRect().top };
+    });
+    await d.page.waitForFunction((ts) => document.querySelector('#log > li.line').dataset.ts !== ts,
+      before.ts, { timeout: T, polling: 50 });
+    const top = await d.page.$eval('#log', (log, ts) => log.querySelector(`li.line[data-ts="${ts}"]`)
+      .getBoundingClientRect().top, before.ts);
+    assert(Math.abs(top - before.top) <= 2, `load ${loads + 1} moved the line on screen from ${before.top} to ${top}`);
+  }
+  assert(loads >= 15, `1,000 messages came in only ${loads} loads`);
+  const texts = await d.page.$$eval('#log .line.msg .text', (els) => els.map((e) => e.textContent));
+  eq(texts.length, 1000, 'messages in the log after scrolling back');
+  eq(texts[0], 'history 1', 'the first line is the first message');
+  for (let i = 0; i < texts.length; i++) {
+    if (texts[i] !== `history ${i + 1}`) throw new Error(`line ${i} is ${JSON.stringify(texts[i])}`);
+  }
+  const ts = await d.page.$$eval('#log .line', (els) => els.map((e) => Number(e.dataset.ts)));
+  for (let i = 1; i < ts.length; i++) assert(ts[i] > ts[i - 1], `line ${i} out of order`);
+  eq(await d.page.$eval('#log > li:first-child', (e) => e.className), 'notice start', 'the log starts with the notice');
+  // At the beginning, scrolling up asks for nothing more.
+  const n = requests.filter((r) => r.who === 'dora' && /\/history\?/.test(r.url)).length;
+  await d.page.$eval('#log', (log) => { log.scrollTop = 1; log.scrollTop = 0; });
+  await d.page.waitForTimeout(500);
+  eq(requests.filter((r) => r.who === 'dora' && /\/history\?/.test(r.url)).length, n, 'history requests after the beginning');
+  diag(`scrolled back through 1,000 messages in ${loads} loads`);
+  await d.page.screenshot({ path: path.join(OUT, 'scrollback.png') });
+  await d.context.close();
 });
 
 test('closing the page parts: the other user sees the part line and the who list shrinks', async () => {
