@@ -1,5 +1,5 @@
 # pgchat -- make · make run · make test · make soak · make fuzz · make bench
-#           make migrate · make fmt
+#           make bench-history · make migrate · make fmt
 #
 # `make run` and `make test` install the Debian packages they need when run
 # as root (otherwise they print the apt-get line and stop), so both work on
@@ -57,7 +57,7 @@ BENCH_DEB_CHECK = /usr/lib/nginx/modules/ngx_nchan_module.so /usr/bin/node \
            /usr/bin/gnuplot
 
 .PHONY: all deps test-deps run test unit migrate fmt fmt-check clean soak \
-        fuzz bench bench-deps
+        fuzz bench bench-deps bench-history
 
 all: fcgi/pgchat
 
@@ -113,6 +113,11 @@ fuzz: | test-deps
 
 bench: fcgi/pgchat bench-deps
 	@bash bench/run $(BENCH_FLAGS)
+	@sh bench/history
+
+# Scrollback at any depth of a room of 1M messages (part of make bench).
+bench-history: fcgi/pgchat | deps
+	@sh bench/history
 
 fmt:
 	clang-format -i $(SRC) $(HDR) $(UNIT_SRC) t/unit/tap.h t/unit/testlib.h

@@ -323,7 +323,9 @@ sub start_responder {
     my ($self, $which) = @_;
     for my $i (defined $which ? ($which) : (0 .. $#{$self->{sockets}})) {
         my $socket = $self->{sockets}[$i];
-        my @cmd = as_user("$TOP/fcgi/pgchat-asan");
+        # PGCHAT_TEST_BINARY: another build (bench/history runs the
+        # optimised one).
+        my @cmd = as_user($ENV{PGCHAT_TEST_BINARY} // "$TOP/fcgi/pgchat-asan");
         @cmd = ('sh', '-c', 'ulimit -n "$0" && exec "$@"', $self->{nofile}, @cmd)
             if $self->{nofile};
         unlink $socket;
