@@ -40,6 +40,13 @@ valid_room(const char *s, size_t len)
     return 1;
 }
 
+/* The same alphabet as a room's: mids are made by clients, often UUIDs. */
+int
+valid_mid(const char *s, size_t len)
+{
+    return len <= VALID_MID_MAX && valid_room(s, len);
+}
+
 int
 valid_id(const char *s, size_t len)
 {
@@ -159,6 +166,25 @@ valid_text(const char *s, size_t len, size_t max)
     if (has_control(s, len))
         return VALID_TEXT_CONTROL;
     return VALID_TEXT_OK;
+}
+
+int
+valid_number(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    int64_t v = 0;
+    size_t n = 0;
+
+    if (!s)
+        return -1;
+    for (; s[n] >= '0' && s[n] <= '9'; n++) {
+        if (n == 18)
+            return -1; /* 19 digits and more may not fit */
+        v = v * 10 + (s[n] - '0');
+    }
+    if (n == 0 || s[n] != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 int
