@@ -1,5 +1,5 @@
 # pgchat -- make · make run · make test · make soak · make fuzz · make bench
-#           make migrate · make fmt
+#           make bench-history · make migrate · make fmt
 #
 # `make run` and `make test` install the Debian packages they need when run
 # as root (otherwise they print the apt-get line and stop), so both work on
@@ -44,12 +44,12 @@ DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config \
            /usr/lib/postgresql/15/bin/postgres \
            /usr/sbin/nginx /usr/bin/prove /usr/sbin/useradd /usr/bin/setpriv
 TEST_DEBS = clang-format chromium nodejs npm fonts-dejavu-core clang \
-           libclang-rt-14-dev spawn-fcgi iproute2
+           libclang-rt-14-dev spawn-fcgi iproute2 pgbouncer
 TEST_DEB_CHECK = /usr/bin/clang-format /usr/bin/chromium /usr/bin/node \
            /usr/bin/npm /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
            /usr/bin/clang \
            /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a \
-           /usr/bin/spawn-fcgi /bin/ip
+           /usr/bin/spawn-fcgi /bin/ip /usr/sbin/pgbouncer
 # The benchmark's anchors and plot: nchan (nginx's pub/sub module), Node
 # for the original node_chat, gnuplot for bench/out/latency.svg.
 BENCH_DEBS = libnginx-mod-nchan nodejs gnuplot-nox
@@ -57,7 +57,7 @@ BENCH_DEB_CHECK = /usr/lib/nginx/modules/ngx_nchan_module.so /usr/bin/node \
            /usr/bin/gnuplot
 
 .PHONY: all deps test-deps run test unit migrate fmt fmt-check clean soak \
-        fuzz bench bench-deps
+        fuzz bench bench-deps bench-history
 
 all: fcgi/pgchat
 
@@ -113,6 +113,11 @@ fuzz: | test-deps
 
 bench: fcgi/pgchat bench-deps
 	@bash bench/run $(BENCH_FLAGS)
+	@sh bench/history
+
+# Scrollback at any depth of a room of 1M messages (part of make bench).
+bench-history: fcgi/pgchat | deps
+	@sh bench/history
 
 fmt:
 	clang-format -i $(SRC) $(HDR) $(UNIT_SRC) t/unit/tap.h t/unit/testlib.h

@@ -12,6 +12,7 @@ msg_list_free(struct msg_list *list)
         free(list->items[i].nick);
         free(list->items[i].type);
         free(list->items[i].text);
+        free(list->items[i].mid);
     }
     free(list->items);
     free(list);

@@ -10,6 +10,7 @@ struct msg {
     char *nick; /* owned */
     char *type; /* owned: "msg", "join" or "part" */
     char *text; /* owned; NULL unless type is "msg" */
+    char *mid;  /* owned; NULL unless the send carried one */
 };
 
 struct msg_list {

@@ -29,6 +29,35 @@ park_new(struct req *r, struct room *rm, int64_t since, const char *id)
     return rd;
 }
 
+/* The list by deadline: out of it, and in at its tail. */
+static void
+tlist_remove(struct reader *rd)
+{
+    if (rd->tprev)
+        rd->tprev->tnext = rd->tnext;
+    else
+        K.oldest = rd->tnext;
+    if (rd->tnext)
+        rd->tnext->tprev = rd->tprev;
+    else
+        K.newest = rd->tprev;
+}
+
+static void
+tlist_append(struct reader *rd, int deadline_ms)
+{
+    rd->deadline = mono_ms() + deadline_ms;
+    if (rd->deadline == 0)
+        rd->deadline = 1; /* 0 means not waiting */
+    rd->tnext = NULL;
+    rd->tprev = K.newest;
+    if (K.newest)
+        K.newest->tnext = rd;
+    else
+        K.oldest = rd;
+    K.newest = rd;
+}
+
 static int
 waiting(const struct reader *rd)
 {
@@ -49,15 +78,7 @@ unpark(struct reader *rd)
     if (rd->next)
         rd->next->prev = rd->prev;
     rm->nreaders--;
-
-    if (rd->tprev)
-        rd->tprev->tnext = rd->tnext;
-    else
-        K.oldest = rd->tnext;
-    if (rd->tnext)
-        rd->tnext->tprev = rd->tprev;
-    else
-        K.newest = rd->tprev;
+    tlist_remove(rd);
     K.n--;
     stats_add(&stats.parked, -1);
     rd->deadline = 0;
@@ -80,23 +101,13 @@ park_wait(struct reader *rd, int deadline_ms)
 {
     struct room *rm = rd->room;
 
-    rd->deadline = mono_ms() + deadline_ms;
-    if (rd->deadline == 0)
-        rd->deadline = 1;
     rd->prev = NULL;
     rd->next = rm->readers;
     if (rm->readers)
         rm->readers->prev = rd;
     rm->readers = rd;
     rm->nreaders++;
-
-    rd->tnext = NULL;
-    rd->tprev = K.newest;
-    if (K.newest)
-        K.newest->tnext = rd;
-    else
-        K.oldest = rd;
-    K.newest = rd;
+    tlist_append(rd, deadline_ms);
     K.n++;
     stats_add(&stats.parked, 1);
     rd->req->cancel = cancel;
@@ -105,23 +116,8 @@ park_wait(struct reader *rd, int deadline_ms)
 void
 park_again(struct reader *rd, int deadline_ms)
 {
-    /* Out of the list by deadline and back in at its tail. */
-    if (rd->tprev)
-        rd->tprev->tnext = rd->tnext;
-    else
-        K.oldest = rd->tnext;
-    if (rd->tnext)
-        rd->tnext->tprev = rd->tprev;
-    else
-        K.newest = rd->tprev;
-    rd->deadline = mono_ms() + deadline_ms;
-    rd->tnext = NULL;
-    rd->tprev = K.newest;
-    if (K.newest)
-        K.newest->tnext = rd;
-    else
-        K.oldest = rd;
-    K.newest = rd;
+    tlist_remove(rd);
+    tlist_append(rd, deadline_ms);
 }
 
 void

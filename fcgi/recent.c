@@ -24,6 +24,7 @@ free_items(struct msg *items, size_t n)
         free(items[i].nick);
         free(items[i].type);
         free(items[i].text);
+        free(items[i].mid);
     }
 }
 

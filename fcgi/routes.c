@@ -8,6 +8,7 @@
 #include "routes.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -158,6 +159,7 @@ static void
 handle_send(struct req *r)
 {
     const char *text = req_param(r, "text"), *id = session_id(r), *room;
+    const char *mid = req_param(r, "mid");
     struct job *j;
 
     if (take_room(r, &room) < 0)
@@ -167,6 +169,10 @@ handle_send(struct req *r)
      * batch of sends it travels in. */
     if (!id || !valid_id(id, strlen(id))) {
         req_error(r, 400, "No such session id");
+        return;
+    }
+    if (mid && !valid_mid(mid, strlen(mid))) {
+        req_error(r, 400, "Bad mid");
         return;
     }
     switch (valid_text(text, text ? strlen(text) : 0, config.max_message)) {
@@ -188,6 +194,7 @@ handle_send(struct req *r)
     j = job_new(r, WRITER_SEND, room);
     j->id = id;
     j->text = text;
+    j->mid = mid;
     writer_submit(j);
 }
 
@@ -264,6 +271,35 @@ handle_healthz(struct req *r)
     free(body);
 }
 
+#define HISTORY_LIMIT_DEFAULT 50
+#define HISTORY_LIMIT_MAX 200
+
+/* GET /history?room=R&before=T&limit=N: the newest N messages before T
+ * (default: the newest of all), oldest first. */
+static void
+handle_history(struct req *r)
+{
+    const char *before = req_param(r, "before"), *limit = req_param(r, "limit");
+    int64_t v_before = INT64_MAX, v_limit = HISTORY_LIMIT_DEFAULT;
+    const char *room;
+    struct job *j;
+
+    if (take_room(r, &room) < 0)
+        return;
+    if (before && valid_number(before, 0, INT64_MAX, &v_before) < 0) {
+        req_error(r, 400, "Bad before");
+        return;
+    }
+    if (limit && valid_number(limit, 1, HISTORY_LIMIT_MAX, &v_limit) < 0) {
+        req_error(r, 400, "Bad limit");
+        return;
+    }
+    j = job_new(r, WRITER_HISTORY, room);
+    j->before = v_before;
+    j->limit = (int)v_limit;
+    writer_submit(j);
+}
+
 static void
 handle_stats(struct req *r)
 {
@@ -284,6 +320,7 @@ static const struct route {
     {"events", REQ_GET, 0, handle_events},
     {"healthz", REQ_GET | REQ_HEAD, 0, handle_healthz},
     {"stats", REQ_GET | REQ_HEAD, 0, handle_stats},
+    {"history", REQ_GET | REQ_HEAD, 0, handle_history},
 };
 
 /* Takes r: answers it at once (errors, 404, 405) or hands it on. */

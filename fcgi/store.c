@@ -142,20 +142,25 @@ store_array_literal(const char *const *v, size_t n)
 
 int
 store_send(struct pg *p, const char *const *tokens, const char *const *rooms,
-           const char *const *texts, size_t n, unsigned char *accepted)
+           const char *const *texts, const char *const *mids, size_t n,
+           int64_t *ts)
 {
     char *a_tokens = store_array_literal(tokens, n);
     char *a_rooms = store_array_literal(rooms, n);
     char *a_texts = store_array_literal(texts, n);
-    const char *params[] = {a_tokens, a_rooms, a_texts};
+    char *a_mids = store_array_literal(mids, n);
+    const char *params[] = {a_tokens, a_rooms, a_texts, a_mids};
     struct pg_res *res =
-        pg_exec(p, "SELECT chat_send($1::text[], $2::text[], $3::text[])", 3,
-                params, NULL);
+        pg_exec(p,
+                "SELECT pos, ts FROM chat_send($1::text[], $2::text[], "
+                "$3::text[], $4::text[])",
+                4, params, NULL);
 
-    memset(accepted, 0, n);
+    memset(ts, 0, n * sizeof(*ts));
     free(a_tokens);
     free(a_rooms);
     free(a_texts);
+    free(a_mids);
     if (!res) {
         log_error("cannot store %zu message%s: %s", n, n == 1 ? "" : "s",
                   pg_error(p));
@@ -165,7 +170,7 @@ store_send(struct pg *p, const char *const *tokens, const char *const *rooms,
         long pos = strtol(pg_value(res, i, 0), NULL, 10);
 
         if (pos >= 1 && (size_t)pos <= n)
-            accepted[pos - 1] = 1;
+            ts[pos - 1] = strtoll(pg_value(res, i, 1), NULL, 10);
     }
     pg_res_free(res);
     return 0;
@@ -239,13 +244,59 @@ store_stats(struct pg *p, struct store_stats *out)
     return 0;
 }
 
+/* Takes res, rows of (ts, nick, type, text, mid) newest first: returns the
+ * first n of them oldest first. */
+static struct msg_list *
+decode_newest_first(struct pg_res *res, int n)
+{
+    struct msg_list *list = xcalloc(1, sizeof(*list));
+
+    list->items = xcalloc(n ? (size_t)n : 1, sizeof(*list->items));
+    for (int i = 0; i < n; i++) {
+        struct msg *m = &list->items[n - 1 - i];
+
+        m->ts = strtoll(pg_value(res, i, 0), NULL, 10);
+        m->nick = xstrdup(pg_value(res, i, 1));
+        m->type = xstrdup(pg_value(res, i, 2));
+        m->text = pg_is_null(res, i, 3) ? NULL : xstrdup(pg_value(res, i, 3));
+        m->mid = pg_is_null(res, i, 4) ? NULL : xstrdup(pg_value(res, i, 4));
+    }
+    list->len = (size_t)n;
+    pg_res_free(res);
+    return list;
+}
+
+struct msg_list *
+store_history(struct pg *p, const char *room, int64_t before, int limit,
+              int *more)
+{
+    char s_before[24], s_limit[16];
+    const char *params[] = {room, s_before, s_limit};
+    struct pg_res *res;
+    int rows;
+
+    snprintf(s_before, sizeof(s_before), "%lld", (long long)before);
+    snprintf(s_limit, sizeof(s_limit), "%d", limit);
+    res = pg_exec(p,
+                  "SELECT ts, nick, type, text, mid FROM chat_before($1, "
+                  "$2, $3)",
+                  3, params, NULL);
+    if (!res) {
+        log_error("cannot read the history of '%s': %s", room, pg_error(p));
+        return NULL;
+    }
+    rows = pg_rows(res);
+    *more = rows > limit;
+    return decode_newest_first(res, rows > limit ? limit : rows);
+}
+
 /* --- the event loop's ---------------------------------------------------- */
 
 int
 store_listen_send(struct pg *p)
 {
     static const char setup[] = "PREPARE recv(text, bigint, int) AS "
-                                "SELECT head, gap, ts, nick, type, text "
+                                "SELECT head, gap, ts, nick, type, text, mid "
                                 "FROM chat_recv($1, $2, $3); "
                                 "LISTEN pgchat";
     char sql[sizeof(setup) + 64];
@@ -304,6 +355,7 @@ store_recv_decode(struct pg_res *res, int64_t *head)
         m->nick = xstrdup(pg_value(res, i, 3));
         m->type = xstrdup(pg_value(res, i, 4));
         m->text = dup_or_null(res, i, 5);
+        m->mid = dup_or_null(res, i, 6);
         list->len++;
     }
     pg_res_free(res);

@@ -42,12 +42,14 @@ int store_part(struct pg *p, const char *token, const char *room);
 char **store_who(struct pg *p, const char *room, size_t *n);
 void store_strv_free(char **v);
 
-/* Stores n sends in one transaction. accepted[i] is set to 1 for every send
- * whose token named a session of its room, else 0. Returns 0, or -1 when
- * nothing was stored. */
+/* Stores n sends in one transaction; mids[i] may be NULL (no mid). ts[i] is
+ * set to the timestamp of every send whose token named a session of its
+ * room (a repeat of a (room, nick, mid) of the last 24 hours stores nothing
+ * and gets the original's), else 0. Returns 0, or -1 when nothing was
+ * stored. */
 int store_send(struct pg *p, const char *const *tokens,
-               const char *const *rooms, const char *const *texts, size_t n,
-               unsigned char *accepted);
+               const char *const *rooms, const char *const *texts,
+               const char *const *mids, size_t n, int64_t *ts);
 
 /* Marks sessions as active now. Returns 0, or -1 on error. */
 int store_touch(struct pg *p, const char *const *tokens, size_t n);
@@ -68,6 +70,12 @@ struct store_stats {
 
 /* Fills out with figures for /stats. Returns 0, or -1 on error. */
 int store_stats(struct pg *p, struct store_stats *out);
+
+/* Returns at most limit messages of room with a timestamp before before,
+ * oldest first, for the caller to free with msg_list_free(); *more says
+ * whether older ones exist. NULL on error. */
+struct msg_list *store_history(struct pg *p, const char *room, int64_t before,
+                               int limit, int *more);
 
 /* --- the event loop's, asynchronous ------------------------------------- */
 

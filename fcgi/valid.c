@@ -40,6 +40,13 @@ valid_room(const char *s, size_t len)
     return 1;
 }
 
+/* The same alphabet as a room's: mids are made by clients, often UUIDs. */
+int
+valid_mid(const char *s, size_t len)
+{
+    return len <= VALID_MID_MAX && valid_room(s, len);
+}
+
 int
 valid_id(const char *s, size_t len)
 {
@@ -54,47 +61,56 @@ valid_id(const char *s, size_t len)
     return 1;
 }
 
+/* Decodes the code point at s[*i] (len bytes in all) and moves *i past
+ * it. Returns the code point, or -1 when the bytes there are not UTF-8 or
+ * are a NUL. */
+static long
+next_cp(const unsigned char *s, size_t len, size_t *i)
+{
+    unsigned char c = s[*i];
+    unsigned int cp;
+    size_t n;
+
+    if (c == 0)
+        return -1;
+    if (c < 0x80) {
+        (*i)++;
+        return c;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 1;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 2;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 3;
+        cp = c & 0x07;
+    } else {
+        return -1; /* continuation byte, overlong lead or > U+10FFFF */
+    }
+    if (len - *i <= n)
+        return -1;
+    for (size_t k = 1; k <= n; k++) {
+        if ((s[*i + k] & 0xc0) != 0x80)
+            return -1;
+        cp = (cp << 6) | (s[*i + k] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return -1;
+    *i += n + 1;
+    return cp;
+}
+
 int
 valid_utf8(const char *str, size_t len)
 {
-    const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
 
-    while (i < len) {
-        unsigned char c = s[i];
-        unsigned int cp;
-        size_t n;
-
-        if (c == 0)
+    while (i < len)
+        if (next_cp((const unsigned char *)str, len, &i) < 0)
             return 0;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return 0; /* continuation byte, overlong lead or > U+10FFFF */
-        }
-        if (len - i <= n)
-            return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += n + 1;
-    }
     return 1;
 }
 
@@ -125,32 +141,15 @@ valid_control(unsigned int cp)
 static int
 has_control(const char *str, size_t len)
 {
-    const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
 
     while (i < len) {
-        unsigned char c = s[i];
-        unsigned int cp;
-        size_t n;
+        long cp = next_cp((const unsigned char *)str, len, &i);
 
-        if (c < 0x80) {
-            cp = c;
-            n = 0;
-        } else if (c < 0xe0) {
-            cp = c & 0x1f;
-            n = 1;
-        } else if (c < 0xf0) {
-            cp = c & 0x0f;
-            n = 2;
-        } else {
-            cp = c & 0x07;
-            n = 3;
-        }
-        for (size_t k = 1; k <= n; k++)
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        if (valid_control(cp))
+        if (cp < 0)
+            return 0; /* not UTF-8: valid_utf8() refuses it */
+        if (valid_control((unsigned int)cp))
             return 1;
-        i += n + 1;
     }
     return 0;
 }
@@ -167,6 +166,25 @@ valid_text(const char *s, size_t len, size_t max)
     if (has_control(s, len))
         return VALID_TEXT_CONTROL;
     return VALID_TEXT_OK;
+}
+
+int
+valid_number(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    int64_t v = 0;
+    size_t n = 0;
+
+    if (!s)
+        return -1;
+    for (; s[n] >= '0' && s[n] <= '9'; n++) {
+        if (n == 18)
+            return -1; /* 19 digits and more may not fit */
+        v = v * 10 + (s[n] - '0');
+    }
+    if (n == 0 || s[n] != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 int

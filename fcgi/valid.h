@@ -26,6 +26,11 @@ int valid_room(const char *s, size_t len);
  * that fails every other statement of its batch. */
 int valid_id(const char *s, size_t len);
 
+#define VALID_MID_MAX 64
+
+/* 1 when (s, len) is a send's mid: 1-64 letters, digits, '_', '-'. */
+int valid_mid(const char *s, size_t len);
+
 /* 1 when (s, len) is well-formed UTF-8 with no NUL byte: no overlong forms,
  * no surrogates, nothing above U+10FFFF. */
 int valid_utf8(const char *s, size_t len);
@@ -52,6 +57,11 @@ int valid_control(unsigned int cp);
  * checks run in the order of the enum, so text that is not UTF-8 is never
  * decoded for its control characters. */
 enum valid_text valid_text(const char *s, size_t len, size_t max);
+
+/* Parses a count or a cursor of a read (/history's before and limit):
+ * 1-18 digits, nothing else, between min and max. Returns 0, or -1 when s
+ * is NULL or is not one. */
+int valid_number(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /* Parses a "since" cursor: an optional '-', digits, and an optional
  * fraction, which is dropped. Values below 0 read as 0 and values beyond

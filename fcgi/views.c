@@ -45,6 +45,16 @@ views_rss(long long rss, size_t *len)
 }
 
 char *
+views_sent(long long rss, int64_t ts, size_t *len)
+{
+    json_object *root = json_object_new_object();
+
+    json_object_object_add(root, "rss", json_object_new_int64(rss));
+    json_object_object_add(root, "timestamp", json_object_new_int64(ts));
+    return finish(root, len);
+}
+
+char *
 views_join(const char *id, const char *nick, long long rss, int64_t starttime,
            size_t *len)
 {
@@ -80,6 +90,8 @@ message_object(const struct msg *m)
     if (m->text)
         json_object_object_add(o, "text", json_object_new_string(m->text));
     json_object_object_add(o, "timestamp", json_object_new_int64(m->ts));
+    if (m->mid)
+        json_object_object_add(o, "mid", json_object_new_string(m->mid));
     return o;
 }
 
@@ -99,6 +111,21 @@ views_messages(const struct msg_list *list, long long rss, int ping,
         json_object_object_add(root, "gap", json_object_new_boolean(1));
     if (ping)
         json_object_object_add(root, "ping", json_object_new_boolean(1));
+    return finish(root, len);
+}
+
+char *
+views_history(const struct msg_list *list, int more, long long rss, size_t *len)
+{
+    json_object *root = json_object_new_object();
+    size_t n = list ? list->len : 0;
+    json_object *arr = json_object_new_array_ext((int)n);
+
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(arr, message_object(&list->items[i]));
+    json_object_object_add(root, "messages", arr); /* root takes arr */
+    json_object_object_add(root, "more", json_object_new_boolean(more));
+    json_object_object_add(root, "rss", json_object_new_int64(rss));
     return finish(root, len);
 }
 

@@ -17,6 +17,9 @@ char *views_error(const char *message, size_t *len);
 /* {"rss":N} */
 char *views_rss(long long rss, size_t *len);
 
+/* {"rss":N,"timestamp":T}: a send's reply, T the stored message's. */
+char *views_sent(long long rss, int64_t ts, size_t *len);
+
 /* {"id":ID,"nick":NICK,"rss":N,"starttime":MS} */
 char *views_join(const char *id, const char *nick, long long rss,
                  int64_t starttime, size_t *len);
@@ -32,6 +35,10 @@ char *views_messages(const struct msg_list *list, long long rss, int ping,
 /* The messages as Server-Sent Events: "id: TIMESTAMP\ndata: {message}\n\n"
  * each, after "event: gap\ndata: {}\n\n" when the cursor was moved up. */
 char *views_events(const struct msg_list *list, size_t *len);
+
+/* {"messages":[...],"more":bool,"rss":N}: a page of /history. */
+char *views_history(const struct msg_list *list, int more, long long rss,
+                    size_t *len);
 
 /* {"status":"ok","rss":N} */
 char *views_health(long long rss, size_t *len);

@@ -203,6 +203,27 @@ do_stats(struct job *j)
     free(body);
 }
 
+/* Reads go through the writer's connection, the worker's only one that may
+ * wait: the loop thread never does. One page is one index scan. */
+static void
+do_history(struct job *j)
+{
+    int more;
+    struct msg_list *list =
+        store_history(W.pg, j->room, j->before, j->limit, &more);
+    size_t len;
+    char *body;
+
+    if (!list) {
+        job_error(j, 503, REQ_DB_DOWN);
+        return;
+    }
+    body = views_history(list, more, rss_current(), &len);
+    job_reply(j, body, len);
+    free(body);
+    msg_list_free(list);
+}
+
 /* Takes the n jobs in sends: stores them in one transaction. */
 static void
 do_sends(struct job **sends, size_t n)
@@ -210,7 +231,8 @@ do_sends(struct job **sends, size_t n)
     const char **tokens = xcalloc(n, sizeof(*tokens));
     const char **rooms = xcalloc(n, sizeof(*rooms));
     const char **texts = xcalloc(n, sizeof(*texts));
-    unsigned char *accepted = xcalloc(n, 1);
+    const char **mids = xcalloc(n, sizeof(*mids));
+    int64_t *ts = xcalloc(n, sizeof(*ts));
     char **touched = xcalloc(n, sizeof(*touched));
     size_t ntouched = 0;
     int rc;
@@ -219,14 +241,15 @@ do_sends(struct job **sends, size_t n)
         tokens[i] = sends[i]->id;
         rooms[i] = sends[i]->room;
         texts[i] = sends[i]->text;
+        mids[i] = sends[i]->mid;
     }
-    rc = store_send(W.pg, tokens, rooms, texts, n, accepted);
+    rc = store_send(W.pg, tokens, rooms, texts, mids, n, ts);
     for (size_t i = 0; i < n; i++) {
         if (rc < 0) {
             job_error(sends[i], 503, REQ_DB_DOWN);
-        } else if (accepted[i]) {
+        } else if (ts[i]) {
             size_t len;
-            char *body = views_rss(rss_current(), &len);
+            char *body = views_sent(rss_current(), ts[i], &len);
 
             touched[ntouched++] = xstrdup(sends[i]->id);
             job_reply(sends[i], body, len);
@@ -239,7 +262,8 @@ do_sends(struct job **sends, size_t n)
     free(tokens);
     free(rooms);
     free(texts);
-    free(accepted);
+    free(mids);
+    free(ts);
 }
 
 /* Whether the session of j may send now. With PGCHAT_WRITE_SOCKET one
@@ -283,6 +307,9 @@ run_batch(struct job *list)
             break;
         case WRITER_STATS:
             do_stats(j);
+            break;
+        case WRITER_HISTORY:
+            do_history(j);
             break;
         case WRITER_SEND:
             if (!allowed(j)) {

@@ -5,6 +5,7 @@
 #define PGCHAT_WRITER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "request.h"
 
@@ -14,6 +15,7 @@ enum writer_kind {
     WRITER_WHO,
     WRITER_SEND,
     WRITER_STATS,
+    WRITER_HISTORY,
 };
 
 /* One request for the writer. The strings are borrowed from req. */
@@ -21,6 +23,9 @@ struct job {
     struct req *req; /* owned until answered */
     enum writer_kind kind;
     const char *room, *nick, *id, *text, *addr;
+    const char *mid;  /* a send's; NULL: none */
+    int64_t before;   /* a read's cursor */
+    int limit;        /* a read's page size */
     char *token;      /* owned: a new session's */
     char cookie[256]; /* the Set-Cookie line of a join or part */
     struct job *next;

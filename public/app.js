@@ -37,6 +37,12 @@
  *                  are <a target=_blank rel="noopener noreferrer">).
  *                  Non-message rows are li.day (date divider) and
  *                  li.notice (e.g. skipped-messages gap) - never .line.
+ *                  A message of ours not yet delivered is li.pending
+ *                  (data-mid; .retrying while the server is unreachable),
+ *                  below the lines, never .line: it becomes a .line when
+ *                  its copy with the same mid comes back through recv.
+ *                  li.notice.start tops the log once scrollback has
+ *                  reached the room's first message.
  *   #new-messages  button shown when lines arrived while scrolled up
  *   #who           <ul> of people in the room, one <li> per nick
  *                  (li.me for yourself)
@@ -72,6 +78,8 @@ const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const MAX_LOG_ROWS = 2000;       // older rows are dropped from the DOM
 const BOTTOM_SLACK_PX = 48;
+const HISTORY_PAGE = 50;         // messages per /history page
+const TOP_SLACK_PX = 300;        // scrolled this close to the top: load older
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -120,13 +128,18 @@ const state = {
   wake: null,         // resolves the current back-off pause early
   pollCtl: null,
   rejoinP: null,
-  sending: false,
   unread: 0,
   newCount: 0,
   lastDay: null,
   starttime: null,
   stickToBottom: false, // scroll down when our own message comes back
   stuck: true,          // the log was scrolled to the bottom
+  more: false,          // older messages exist before the first line shown
+  loadingOlder: false,
+  outbox: [],           // {mid, text, li}: sends not yet answered 200, in order
+  pending: new Map(),   // mid -> li.pending, until its copy is delivered
+  outboxGen: -1,        // the session whose outbox loop is running
+  outboxWake: null,     // ends the outbox's back-off early
 };
 
 /* ------------------------------------------------------------------ */
@@ -199,7 +212,17 @@ function pause(ms) {
   });
 }
 
-function wake() { if (state.wake) state.wake(); }
+function wake() {
+  if (state.wake) state.wake();
+  if (state.outboxWake) state.outboxWake();
+}
+
+/** A fresh message id: 128 random bits as hex (the server takes 1-64 of
+ *  [A-Za-z0-9_-]). */
+function newMid() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+}
 
 /**
  * fetch wrapper: never throws. Returns {ok, status, data}; status 0 means
@@ -504,6 +527,10 @@ function handleMessages(messages, gap) {
     const ts = Number(m.timestamp);
     if (!Number.isFinite(ts) || ts <= state.since) continue; // dedupe
     state.since = ts;
+    if (typeof m.mid === 'string' && state.pending.has(m.mid)) {
+      state.pending.get(m.mid).remove(); // delivered: the real line replaces it
+      state.pending.delete(m.mid);
+    }
 
     const day = new Date(ts).toDateString();
     if (day !== state.lastDay) {
@@ -524,8 +551,12 @@ function handleMessages(messages, gap) {
     if (nick === state.nick && state.stickToBottom) forceScroll = true;
   }
   if (!added) return;
-  el.log.append(frag);
-  while (el.log.childElementCount > MAX_LOG_ROWS) el.log.firstElementChild.remove();
+  // Lines go above our own messages still pending.
+  el.log.insertBefore(frag, el.log.querySelector(':scope > li.pending'));
+  if (el.log.childElementCount > MAX_LOG_ROWS) {
+    while (el.log.childElementCount > MAX_LOG_ROWS) el.log.firstElementChild.remove();
+    setMore(true); // what was dropped can be scrolled back to again
+  }
   if (forceScroll) state.stickToBottom = false;
   if (atBottom || forceScroll || state.catchingUp) {
     scrollToBottom();
@@ -536,6 +567,83 @@ function handleMessages(messages, gap) {
   }
   renderWho();
   updateTitle();
+}
+
+/* ------------------------------------------------------------------ */
+/* scrollback                                                          */
+
+function historyUrl(params) {
+  return `history?${new URLSearchParams({ room: state.room, limit: String(HISTORY_PAGE), ...params })}`;
+}
+
+/** Whether older messages exist; without, the log starts with a notice. */
+function setMore(more) {
+  state.more = more;
+  const start = el.log.querySelector(':scope > li.notice.start');
+  if (more && start) start.remove();
+  if (!more && !start) {
+    const li = document.createElement('li');
+    li.className = 'notice start';
+    li.textContent = 'This is the beginning of the room.';
+    el.log.prepend(li);
+  }
+}
+
+/** The newest page, before the long poll starts after it. Without an
+ *  answer the poll reads from 0, as the classic protocol does. */
+async function loadLatest(gen) {
+  const r = await request(historyUrl({}));
+  if (gen !== state.gen) return;
+  if (r.ok && Array.isArray(r.data.messages)) {
+    applyServerInfo(r.data);
+    handleMessages(r.data.messages, false);
+    setMore(r.data.more === true);
+    // Caught up: the poll starts at the newest message.
+    state.catchingUp = false;
+    el.log.removeAttribute('aria-busy');
+    scrollToBottom();
+    state.needWho = false;
+    refreshWho();
+  } else {
+    state.more = true;
+  }
+}
+
+/** Loads the page before the first line shown, keeping that line where it
+ *  is on the screen; stops at the room's first message. */
+async function loadOlder() {
+  if (!state.joined || !state.more || state.loadingOlder) return;
+  const first = el.log.querySelector(':scope > li.line');
+  if (!first) return;
+  const gen = state.gen;
+  const firstTs = Number(first.dataset.ts);
+  state.loadingOlder = true;
+  const r = await request(historyUrl({ before: String(firstTs) }));
+  state.loadingOlder = false;
+  if (gen !== state.gen || !r.ok || !Array.isArray(r.data.messages)) return;
+  const anchor = first.getBoundingClientRect().top;
+  const frag = document.createDocumentFragment();
+  let day = null;
+  for (const m of r.data.messages) {
+    const ts = Number(m && m.timestamp);
+    if (!Number.isFinite(ts) || ts >= firstTs) continue;
+    const d = new Date(ts).toDateString();
+    if (day !== null && d !== day) frag.append(dayDivider(new Date(ts)));
+    day = d;
+    frag.append(renderLine(m, ts));
+  }
+  // One divider where the page meets the lines below, if the day changes.
+  const prev = first.previousElementSibling;
+  const firstDay = new Date(firstTs).toDateString();
+  if (prev && prev.classList.contains('day') && day === firstDay) prev.remove();
+  else if (day !== null && day !== firstDay && !(prev && prev.classList.contains('day'))) {
+    el.log.insertBefore(dayDivider(new Date(firstTs)), first);
+  }
+  el.log.prepend(frag);
+  setMore(r.data.more === true);
+  el.log.scrollTop += first.getBoundingClientRect().top - anchor;
+  // A page that does not fill the screen cannot be scrolled: load on.
+  if (state.more && el.log.scrollTop < TOP_SLACK_PX) loadOlder();
 }
 
 /* ------------------------------------------------------------------ */
@@ -560,6 +668,7 @@ async function pollOnce(gen) {
       state.failures = 0;
       state.needWho = true;
       state.verifySelf = true;
+      if (state.outboxWake) state.outboxWake(); // the server is back: send now
     }
     setStatus('connected');
     showBanner();
@@ -718,6 +827,10 @@ function startSession(data, nick, room) {
   state.unread = 0;
   state.newCount = 0;
   state.lastDay = null;
+  state.outbox = [];
+  state.pending.clear();
+  state.more = false;
+  state.loadingOlder = false;
   applyServerInfo(data);
   try { localStorage.setItem('pgchat.nick', state.nick); } catch { /* private mode */ }
   setUrlRoom(room);
@@ -735,7 +848,12 @@ function startSession(data, nick, room) {
   setStatus('connected');
   showBanner();
   el.input.focus();
-  pollLoop(state.gen);
+  const gen = state.gen;
+  loadLatest(gen).then(() => {
+    if (gen !== state.gen) return;
+    pollLoop(gen);
+    if (state.more && el.log.scrollTop < TOP_SLACK_PX) loadOlder();
+  });
 }
 
 function sendPartBeacon() {
@@ -785,8 +903,22 @@ function sendErrorText(r) {
   return `Not sent: unexpected reply (HTTP ${r.status}).`;
 }
 
-async function sendMessage() {
-  if (!state.joined || state.sending) return;
+/** A line for a message of ours that the server does not have yet. */
+function renderPending(text) {
+  const li = renderLine({ type: 'msg', nick: state.nick, text }, Date.now());
+  li.className = 'pending msg self';
+  delete li.dataset.ts;
+  li.querySelector('.time').textContent = '';
+  li.title = 'sending…';
+  return li;
+}
+
+/**
+ * Queues what is in the input as a message with a fresh mid, shown as
+ * pending at once; the outbox sends it.
+ */
+function sendMessage() {
+  if (!state.joined) return;
   const text = el.input.value.replace(/\s+$/u, '');
   if (!text.trim()) return; // blank input is not sent
   const bytes = utf8Length(text);
@@ -794,38 +926,78 @@ async function sendMessage() {
     setSendError(`Message too long: ${bytes} bytes, the limit is ${MAX_MESSAGE_BYTES}.`);
     return;
   }
-  const gen = state.gen;
-  state.sending = true;
-  el.input.readOnly = true;
-  el.sendButton.disabled = true;
-  el.sendForm.setAttribute('aria-busy', 'true');
+  const item = { mid: newMid(), text, li: renderPending(text) };
+  item.li.dataset.mid = item.mid;
+  state.pending.set(item.mid, item.li);
+  state.outbox.push(item);
+  el.log.append(item.li);
+  scrollToBottom();
+  state.stickToBottom = true;
+  el.input.value = '';
+  autosize();
+  setSendError('');
+  runOutbox(state.gen);
+}
+
+/** Drops a message the server refused (4xx): its text goes back to the
+ *  input when that is empty, so the user may edit and send it again. */
+function refuse(item, r) {
+  item.li.remove();
+  state.pending.delete(item.mid);
+  if (!el.input.value) {
+    el.input.value = item.text;
+    autosize();
+  }
+  setSendError(sendErrorText(r));
+}
+
+/**
+ * Sends the outbox in order, one at a time. On a network error or a 5xx
+ * the same mid is sent again with the usual back-off until the server
+ * answers 200 (stored, or already stored by an attempt whose reply was
+ * lost) or a 4xx; so a message typed during an outage arrives once.
+ */
+async function runOutbox(gen) {
+  if (state.outboxGen === gen) return;
+  state.outboxGen = gen;
+  let failures = 0;
   try {
-    for (let attempt = 1; attempt <= 2; attempt++) {
-      const r = await request('send', { form: { id: state.id, room: state.room, text } });
+    while (gen === state.gen && state.outbox.length) {
+      const item = state.outbox[0];
+      const r = await request('send', { form: { id: state.id, room: state.room, text: item.text, mid: item.mid } });
       if (gen !== state.gen) return;
       if (r.ok) {
-        el.input.value = '';
-        autosize();
-        setSendError('');
+        failures = 0;
+        state.outbox.shift();
+        item.li.classList.remove('retrying');
         setRss(r.data.rss);
-        state.stickToBottom = true;
         if (state.failures > 0) wake(); // the server is back: poll now
-        return;
+        continue;
       }
-      if (r.status === 400 && isSessionError(r.data.error) && attempt === 1) {
-        const res = await rejoin();
-        if (res === 'ok') continue; // resend with the new session
-        if (res === 'retry') setSendError('Not sent: your session expired and the server is unreachable. Press Enter to try again.');
-        return;
+      if (r.status === 400 && isSessionError(r.data.error)) {
+        const res = await rejoin(); // then the same mid again: (room, nick, mid)
+        if (res === 'ok') continue;
+        if (res === 'fatal') return;
+      } else if (r.status !== 0 && r.status < 500) {
+        state.outbox.shift();
+        refuse(item, r);
+        continue;
       }
-      setSendError(sendErrorText(r));
-      return;
+      failures++;
+      item.li.classList.add('retrying');
+      item.li.title = 'not delivered yet: retrying by itself';
+      await new Promise((resolve) => {
+        const t = setTimeout(done, backoffDelay(failures));
+        function done() {
+          clearTimeout(t);
+          if (state.outboxWake === done) state.outboxWake = null;
+          resolve();
+        }
+        state.outboxWake = done;
+      });
     }
   } finally {
-    state.sending = false;
-    el.input.readOnly = false;
-    el.sendButton.disabled = false;
-    el.sendForm.removeAttribute('aria-busy');
+    if (state.outboxGen === gen) state.outboxGen = -1;
   }
 }
 
@@ -890,6 +1062,7 @@ function init() {
 
   el.log.addEventListener('scroll', () => {
     state.stuck = isAtBottom();
+    if (el.log.scrollTop < TOP_SLACK_PX) loadOlder();
     if (!el.newMessages.hidden && state.stuck) scrollToBottom();
   }, { passive: true });
   // Keep following the newest line when the log changes size (rotation,

@@ -82,7 +82,8 @@ is_deeply($json->{nicks}, ['A-b_c^d!9', 'alice', 'bob', 'n' x 50],
 # --- /send --------------------------------------------------------------
 ($st, $json, $raw) = $s->post('/send', {id => $alice, text => 'hello'});
 is($st, 200, 'send answers 200');
-like($raw, qr/^\{"rss":\d+\}$/, 'send answers {"rss":N}');
+like($raw, qr/^\{"rss":\d+,"timestamp":\d{13}\}$/,
+     'send answers {"rss":N,"timestamp":T}');
 ($st) = $s->get("/send?id=$bob&text=hi+by+GET");
 is($st, 200, 'send by GET');
 error_is('GET', '/send?id=0123&text=x', undef, 400, 'No such session id',
@@ -92,6 +93,8 @@ error_is('GET', '/send?text=x', undef, 400, 'No such session id',
 error_is('GET', "/send?id=$alice_kitchen&text=x", undef, 400,
          'No such session id', 'a session cannot send into another room');
 error_is('GET', "/send?id=$alice", undef, 400, 'Empty message', 'send without text');
+error_is('GET', "/send?id=$alice&text=x&mid=a.b", undef, 400, 'Bad mid',
+         'a send with a bad mid (t/22-mid.t has the rest)');
 error_is('GET', "/send?id=$alice&text=", undef, 400, 'Empty message', 'an empty text');
 error_is('POST', '/send', {id => $alice, text => " \n\t "}, 400,
          'Empty message', 'a blank text');

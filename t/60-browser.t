@@ -5,7 +5,8 @@
 #
 # The script stops and starts the responder through PGCHAT_CTL, a small
 # program that leaves a command in the stack's directory and waits until
-# this process, which owns the responder, has carried it out.
+# this process, which owns the responder, has carried it out; `fill ROOM
+# N` stores N messages in a room at once.
 use strict;
 use warnings;
 use FindBin;
@@ -21,7 +22,7 @@ open(my $fh, '>', $ctl) or die;
 print $fh <<"SH";
 #!/bin/sh
 rm -f '$dir/ctl.done'
-echo "\$1" > '$dir/ctl.cmd.tmp' && mv '$dir/ctl.cmd.tmp' '$dir/ctl.cmd'
+echo "\$*" > '$dir/ctl.cmd.tmp' && mv '$dir/ctl.cmd.tmp' '$dir/ctl.cmd'
 for i in \$(seq 1 600); do
     [ -e '$dir/ctl.done' ] && exit 0
     sleep 0.05
@@ -51,6 +52,11 @@ while (waitpid($pid, WNOHANG) == 0) {
         } elsif ($cmd eq 'responder-start') {
             $s->start_responder;
             $s->wait_up;
+        } elsif ($cmd =~ /^fill ([A-Za-z0-9_-]{1,64}) (\d{1,6})$/) {
+            # N messages "history 1" .. "history N" in room, in one go.
+            $s->sql(qq{SELECT chat_post('$1', array_fill('filler'::text, ARRAY[$2]),
+                array_fill('msg'::text, ARRAY[$2]),
+                ARRAY(SELECT 'history ' || i FROM generate_series(1, $2) i))});
         }
         open(my $done_fh, '>', "$dir/ctl.done") or die "ctl.done: $!";
         close $done_fh;

@@ -50,7 +50,7 @@ subtest 'the session id from X-Pgchat-Id or the form body' => sub {
     }
     my ($st, $raw) = req($http, 'POST', $s->url('/send'), {%$FORM, 'X-Pgchat-Id' => $id},
                          'text=kept+alive+by+the+header');
-    like("$st $raw", qr/^200 \{"rss":\d+\}$/,
+    like("$st $raw", qr/^200 \{"rss":\d+,"timestamp":\d+\}$/,
          '5 s of /recv with X-Pgchat-Id (timeout 2 s) kept the session: a send with the id in the header works');
     ($st, $raw) = req($http, 'POST', $s->url('/send'), $FORM, "id=$id&text=id+in+the+body");
     is($st, 200, 'a send with the id in the body works') or diag($raw);

@@ -85,7 +85,7 @@ async function ctl(cmd) {
   if (cmd === 'responder-start') responderStopped = false;
 }
 
-async function openUser(nick) {
+async function openUser(nick, room = ROOM) {
   const context = await browser.newContext({ viewport: VIEW, deviceScaleFactor: 1 });
   const page = await context.newPage();
   const u = { nick, context, page, dialogs: 0, errors: [], joinPosts: 0 };
@@ -100,7 +100,7 @@ async function openUser(nick) {
     if (r.method() === 'POST' && new URL(r.url()).pathname.endsWith('/join')) u.joinPosts++;
   });
   record(page, nick);
-  await page.goto(`${BASE}#${ROOM}`, { waitUntil: 'load', timeout: T });
+  await page.goto(`${BASE}#${room}`, { waitUntil: 'load', timeout: T });
   users[nick] = u;
   return u;
 }
@@ -140,13 +140,15 @@ async function waitText(page, sel, want, timeout = T) {
   }
 }
 
-/** Type `t` into #input and press Enter; waits until accepted (input cleared). */
+/** Type `t` into #input and press Enter; waits until accepted (input
+ *  cleared and nothing of ours pending) or refused (#send-error). */
 async function say(u, t) {
   for (let attempt = 1; ; attempt++) {
     await u.page.fill('#input', t);
     await u.page.press('#input', 'Enter');
     await u.page.waitForFunction(
-      () => document.querySelector('#input').value === '' || document.querySelector('#send-error').textContent !== '',
+      () => (document.querySelector('#input').value === '' && !document.querySelector('#log li.pending'))
+        || document.querySelector('#send-error').textContent !== '',
       null, { timeout: T, polling: 50 },
     );
     const err = await text(u.page, '#send-error');
@@ -519,16 +521,21 @@ test('an over-long message is refused inline and stays in the input', async () =
 const OUTAGE = 'typed while the server was down';
 const AFTER = `after the restart ${Math.random().toString(36).slice(2, 8)}`;
 
-test('responder down: status says reconnecting, sending shows an error and keeps the text', async () => {
+test('responder down: status says reconnecting; a message typed now shows as pending, retrying by itself', async () => {
   const a = users.alice; const b = users.bob;
   await ctl('responder-stop');
   await waitText(a.page, '#status', 'reconnecting');
   await waitText(b.page, '#status', 'reconnecting');
   await b.page.fill('#input', OUTAGE);
   await b.page.press('#input', 'Enter');
-  await b.page.waitForFunction(() => document.querySelector('#send-error').textContent !== '', null, { timeout: T });
-  diag(`send error: ${await text(b.page, '#send-error')}`);
-  eq(await b.page.inputValue('#input'), OUTAGE, 'input after a failed send');
+  await b.page.waitForSelector('#log li.pending.retrying', { timeout: T });
+  eq(await b.page.$eval('#log li.pending .text', (e) => e.textContent), OUTAGE, 'the pending line');
+  eq(await b.page.$eval('#log li.pending', (e) => e.dataset.mid.length), 32, 'its mid (128 bits of hex)');
+  eq(await b.page.inputValue('#input'), '', 'the input is free again');
+  eq(await text(b.page, '#send-error'), '', '#send-error: nothing for the user to do');
+  eq(await countMsg(b.page, OUTAGE), 0, 'no .line for it before the server has it');
+  // Enough time for several attempts (back-off from 1 s): each is the same mid.
+  await b.page.waitForTimeout(2500);
 }, { critical: true });
 
 test('responder back: both pages reconnect by themselves', async () => {
@@ -541,13 +548,13 @@ test('responder back: both pages reconnect by themselves', async () => {
   await waitWho(users.bob.page, ['alice', 'bob']);
 });
 
-test('after the restart: the retried and a new message arrive exactly once', async () => {
+test('after the restart: the message typed during the outage arrives exactly once, by itself', async () => {
   const a = users.alice; const b = users.bob;
-  // bob presses Enter again on the text kept from the outage
-  await b.page.focus('#input');
-  await b.page.keyboard.press('Enter');
-  await b.page.waitForFunction(() => document.querySelector('#input').value === '', null, { timeout: T });
-  eq(await text(b.page, '#send-error'), '', '#send-error after a successful send');
+  await waitMsg(a.page, OUTAGE, T_RECOVER);
+  await waitMsg(b.page, OUTAGE, T_RECOVER);
+  await b.page.waitForFunction(() => !document.querySelector('#log li.pending'), null, { timeout: T });
+  const sends = requests.filter((r) => r.who === 'bob' && new URL(r.url).pathname.endsWith('/send'));
+  diag(`bob's page sent ${sends.length} /send requests in all`);
   await say(b, AFTER);
   await waitMsg(a.page, AFTER);
   await say(a, 'marker after the restart');
@@ -555,7 +562,7 @@ test('after the restart: the retried and a new message arrive exactly once', asy
   await waitMsg(b.page, 'marker after the restart');
   for (const u of [a, b]) {
     eq(await countMsg(u.page, AFTER), 1, `copies of the post-restart message (${u.nick})`);
-    eq(await countMsg(u.page, OUTAGE), 1, `copies of the retried message (${u.nick})`);
+    eq(await countMsg(u.page, OUTAGE), 1, `copies of the message typed during the outage (${u.nick})`);
   }
 });
 
@@ -567,6 +574,51 @@ test('no message is shown twice (timestamps in #log are unique and increasing)',
       assert(ts[i] > ts[i - 1], `${u.nick}: line ${i} has timestamp ${ts[i]} after ${ts[i - 1]}`);
     }
   }
+});
+
+test('scrollback: a room of 1,000 messages scrolls back to its first, keeping the position, and stops there', async () => {
+  const room = `deep-${Math.random().toString(36).slice(2, 8)}`;
+  await ctl(`fill ${room} 1000`);
+  const d = await openUser('dora', room);
+  await joinAs(d);
+  await waitJoined(d);
+  await waitMsg(d.page, 'history 1000');
+  const shown = await d.page.$$eval('#log .line.msg', (els) => els.length);
+  assert(shown <= 50, `the first screen holds the newest page only, not ${shown} messages`);
+  let loads = 0;
+  for (; loads < 60; loads++) {
+    if (await d.page.$('#log li.notice.start')) break;
+    // Jump to the top and note where the first line is then, before the
+    // page above it has come.
+    const before = await d.page.$eval('#log', (log) => {
+      const first = log.querySelector(':scope > li.line');
+      log.scrollTop = 0;
+      return { ts: first.dataset.ts, top: first.getBoundingClientRect().top };
+    });
+    await d.page.waitForFunction((ts) => document.querySelector('#log > li.line').dataset.ts !== ts,
+      before.ts, { timeout: T, polling: 50 });
+    const top = await d.page.$eval('#log', (log, ts) => log.querySelector(`li.line[data-ts="${ts}"]`)
+      .getBoundingClientRect().top, before.ts);
+    assert(Math.abs(top - before.top) <= 2, `load ${loads + 1} moved the line on screen from ${before.top} to ${top}`);
+  }
+  assert(loads >= 15, `1,000 messages came in only ${loads} loads`);
+  const texts = await d.page.$$eval('#log .line.msg .text', (els) => els.map((e) => e.textContent));
+  eq(texts.length, 1000, 'messages in the log after scrolling back');
+  eq(texts[0], 'history 1', 'the first line is the first message');
+  for (let i = 0; i < texts.length; i++) {
+    if (texts[i] !== `history ${i + 1}`) throw new Error(`line ${i} is ${JSON.stringify(texts[i])}`);
+  }
+  const ts = await d.page.$$eval('#log .line', (els) => els.map((e) => Number(e.dataset.ts)));
+  for (let i = 1; i < ts.length; i++) assert(ts[i] > ts[i - 1], `line ${i} out of order`);
+  eq(await d.page.$eval('#log > li:first-child', (e) => e.className), 'notice start', 'the log starts with the notice');
+  // At the beginning, scrolling up asks for nothing more.
+  const n = requests.filter((r) => r.who === 'dora' && /\/history\?/.test(r.url)).length;
+  await d.page.$eval('#log', (log) => { log.scrollTop = 1; log.scrollTop = 0; });
+  await d.page.waitForTimeout(500);
+  eq(requests.filter((r) => r.who === 'dora' && /\/history\?/.test(r.url)).length, n, 'history requests after the beginning');
+  diag(`scrolled back through 1,000 messages in ${loads} loads`);
+  await d.page.screenshot({ path: path.join(OUT, 'scrollback.png') });
+  await d.context.close();
 });
 
 test('closing the page parts: the other user sees the part line and the who list shrinks', async () => {

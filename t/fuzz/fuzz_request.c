@@ -311,8 +311,8 @@ check_views(const char *s, size_t len, int64_t ts)
 {
     int64_t next = ts < INT64_MAX ? ts + 1 : ts;
     struct msg items[2] = {
-        {ts, (char *)s, "msg", (char *)s},
-        {next, (char *)s, "join", NULL},
+        {ts, (char *)s, "msg", (char *)s, NULL},
+        {next, (char *)s, "join", NULL, NULL},
     };
     struct msg_list list = {items, 2, (int)(ts & 1)};
     char *nicks[] = {(char *)s, "x"};
@@ -420,6 +420,8 @@ check_value(const char *s, size_t len, size_t max, int views)
           "valid_nick disagrees on '%s'", s);
     CHECK(valid_room(s, len) == ref_charset(s, len, VALID_ROOM_MAX, "_-"),
           "valid_room disagrees on '%s'", s);
+    CHECK(valid_mid(s, len) == ref_charset(s, len, VALID_MID_MAX, "_-"),
+          "valid_mid disagrees on '%s'", s);
     CHECK(valid_utf8(s, len) == ref_utf8(s, len),
           "valid_utf8 disagrees on '%s'", s);
     CHECK(valid_blank(s, len) == ref_blank(s, len),

@@ -216,7 +216,10 @@ sub free_port {
 # Options: workers (default 2), env (settings for the responder and for
 # bin/nginx-conf; RATE_LIMIT is 0 unless given), db (share another stack's
 # database), responders (several responder instances, each with its own
-# socket, behind one nginx upstream).
+# socket, behind one nginx upstream), pgbouncer (DATABASE_URL through a
+# PgBouncer of the stack's own in transaction mode, LISTEN_DATABASE_URL
+# direct; default: PGCHAT_TEST_PGBOUNCER, so that a whole test file runs
+# through one, as t/87-pgbouncer.t does).
 sub new {
     my ($class, %opt) = @_;
     my $self = bless {
@@ -238,6 +241,8 @@ sub new {
         $self->{own_db} = 1;
     }
     $self->{database_url} = db_url($self->{db});
+    $self->{responder_url} = $self->{database_url};
+    $self->start_pgbouncer if $opt{pgbouncer} // $ENV{PGCHAT_TEST_PGBOUNCER};
     $self->{port} = free_port();
     $self->{sockets} = [map { "$self->{dir}/pgchat$_.sock" } 1 .. $self->{responders}];
     $self->{http} = HTTP::Tiny->new(timeout => 60, keep_alive => 1);
@@ -266,16 +271,66 @@ sub spawn {
     return $pid;
 }
 
+# Debian's pgbouncer (1.18: no prepared statements) in transaction mode on
+# a free port, as run_user(), reaching the test cluster by its socket (peer
+# authentication); the responder's DATABASE_URL goes through it, its LISTEN
+# connection straight to the cluster.
+sub start_pgbouncer {
+    my ($self) = @_;
+    my $dir = "$self->{dir}/pgbouncer";
+    mkdir $dir or die "mkdir $dir: $!";
+    give_dir($dir);
+    my $user = pg_user();
+    $self->{pgbouncer_port} = free_port();
+    spew("$dir/userlist.txt", qq{"$user" ""\n});
+    spew("$dir/pgbouncer.ini", <<"INI");
+[databases]
+* = host=@{[pg_dir()]}/run
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $self->{pgbouncer_port}
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+admin_users = $user
+pool_mode = transaction
+default_pool_size = 10
+max_client_conn = 500
+server_reset_query =
+ignore_startup_parameters = extra_float_digits
+INI
+    $self->{pgbouncer} = spawn("$self->{dir}/pgbouncer.log", {},
+                               as_user('pgbouncer', "$dir/pgbouncer.ini"));
+    die "pgbouncer did not start:\n" . $self->log('pgbouncer')
+        unless wait_until(10, sub { port_open($self->{pgbouncer_port}) });
+    $self->{responder_url} = "postgresql://$user\@127.0.0.1:"
+        . "$self->{pgbouncer_port}/$self->{db}";
+    $self->{env}{LISTEN_DATABASE_URL} //= $self->{database_url};
+}
+
+# The URL the responder's writer uses: through PgBouncer when there is one.
+sub responder_url { $_[0]{responder_url} }
+
+# The PgBouncer's admin console: SHOW $what, rows of fields split on |.
+sub pgbouncer_show {
+    my ($self, $what) = @_;
+    my $out = psql("postgresql://" . pg_user() . "\@127.0.0.1:"
+                   . "$self->{pgbouncer_port}/pgbouncer", "SHOW $what");
+    return map { [split /\|/, $_, -1] } split /\n/, $out;
+}
+
 sub start_responder {
     my ($self, $which) = @_;
     for my $i (defined $which ? ($which) : (0 .. $#{$self->{sockets}})) {
         my $socket = $self->{sockets}[$i];
-        my @cmd = as_user("$TOP/fcgi/pgchat-asan");
+        # PGCHAT_TEST_BINARY: another build (bench/history runs the
+        # optimised one).
+        my @cmd = as_user($ENV{PGCHAT_TEST_BINARY} // "$TOP/fcgi/pgchat-asan");
         @cmd = ('sh', '-c', 'ulimit -n "$0" && exec "$@"', $self->{nofile}, @cmd)
             if $self->{nofile};
         unlink $socket;
         $self->{responder}[$i] = spawn("$self->{dir}/responder.log", {
-            DATABASE_URL => $self->{database_url},
+            DATABASE_URL => $self->{responder_url},
             PGCHAT_SOCKET => $socket,
             WEB_CONCURRENCY => $self->{workers},
             %{$self->{env}},
@@ -413,6 +468,10 @@ sub finish {
         kill 'QUIT', $pid;
         waitpid $pid, 0;
     }
+    if (my $pid = delete $self->{pgbouncer}) {
+        kill 'INT', $pid;
+        waitpid $pid, 0;
+    }
     my $log = $self->log('responder');
     # SIGKILL (9) comes only from a test that kills a worker on purpose.
     my @reports = $log =~ /^(.*(?:AddressSanitizer|LeakSanitizer|runtime error|killed by signal (?!9\b)).*)$/mg;
@@ -429,8 +488,9 @@ sub finish {
 sub DESTROY {
     my ($self) = @_;
     return if $self->{finished};
-    my @pids = grep { $_ } @{$self->{responder} // []}, $self->{nginx};
-    kill 'KILL', grep { $_ } @{$self->{responder} // []};
+    my @pids = grep { $_ } @{$self->{responder} // []}, $self->{nginx},
+        $self->{pgbouncer};
+    kill 'KILL', grep { $_ } @{$self->{responder} // []}, $self->{pgbouncer};
     kill 'QUIT', $self->{nginx} if $self->{nginx};
     waitpid($_, 0) for @pids;
 }

@@ -1,5 +1,6 @@
 /* valid.c -- unit tests for the nick, room, text, UTF-8 and cursor rules,
  * both sides of every limit. */
+#include <stdint.h>
 #include <string.h>
 
 #include "tap.h"
@@ -195,6 +196,39 @@ main(void)
         memset(room, 'r', sizeof(room));
         ok(valid_room(room, 64), "a room of 64 characters is valid");
         ok(!valid_room(room, 65), "a room of 65 characters is refused");
+        ok(valid_mid(room, 1), "a mid of 1 character is valid");
+        ok(valid_mid(room, 64), "a mid of 64 characters is valid");
+        ok(!valid_mid(room, 65), "a mid of 65 characters is refused");
+        ok(!valid_mid(room, 0), "an empty mid is refused");
+        ok(valid_mid("Ab-9_z", 6),
+           "a mid of letters, digits, - and _ is valid");
+        ok(!valid_mid("a.b", 3), "a mid with a dot is refused");
+        ok(!valid_mid("a b", 3), "a mid with a space is refused");
+        ok(!valid_mid("\xc3\xa9", 2),
+           "a mid with a non-ASCII letter is refused");
+    }
+
+    {
+        int64_t v = -1;
+
+        ok(valid_number("0", 0, 10, &v) == 0 && v == 0, "number: 0");
+        ok(valid_number("200", 1, 200, &v) == 0 && v == 200,
+           "number: the maximum is taken");
+        ok(valid_number("201", 1, 200, &v) < 0, "number: one above is refused");
+        ok(valid_number("1", 1, 200, &v) == 0 && v == 1,
+           "number: the minimum is taken");
+        ok(valid_number("0", 1, 200, &v) < 0, "number: one below is refused");
+        ok(valid_number("999999999999999999", 0, INT64_MAX, &v) == 0 &&
+               v == 999999999999999999LL,
+           "number: 18 digits are taken");
+        ok(valid_number("1000000000000000000", 0, INT64_MAX, &v) < 0,
+           "number: 19 digits are refused");
+        ok(valid_number("", 0, 10, &v) < 0, "number: empty is refused");
+        ok(valid_number(NULL, 0, 10, &v) < 0, "number: missing is refused");
+        ok(valid_number("-1", 0, 10, &v) < 0, "number: a sign is refused");
+        ok(valid_number("1.5", 0, 10, &v) < 0, "number: a fraction is refused");
+        ok(valid_number("1x", 0, 10, &v) < 0, "number: a suffix is refused");
+        ok(valid_number(" 1", 0, 10, &v) < 0, "number: a space is refused");
     }
 
     for (size_t i = 0; i < sizeof(utf8) / sizeof(utf8[0]); i++)

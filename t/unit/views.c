@@ -20,10 +20,12 @@ main(void)
     size_t len;
     char *nicks[] = {"alice", "bob"};
     struct msg items[] = {
-        {1000, "alice", "join", NULL},
-        {1001, "alice", "msg", "<b>\"hi\"</b> \\ / \n caf\xc3\xa9"},
-        {1002, "alice", "part", NULL},
+        {1000, "alice", "join", NULL, NULL},
+        {1001, "alice", "msg", "<b>\"hi\"</b> \\ / \n caf\xc3\xa9", NULL},
+        {1002, "alice", "part", NULL, NULL},
+        {1003, "bob", "msg", "again", "m-1_x"},
     };
+    struct msg_list with_mid = {items + 3, 1, 0};
     struct msg_list list = {items, 3, 0};
     struct msg_list gap = {items + 1, 1, 1};
 
@@ -52,6 +54,13 @@ main(void)
           "\"<b>\\\"hi\\\"</b> \\\\ / \\n caf\xc3\xa9\",\"timestamp\":1001}"
           "],\"rss\":9,\"gap\":true}",
           "a reply after a gap says so");
+    check(views_messages(&with_mid, 9, 0, &len),
+          "{\"messages\":[{\"nick\":\"bob\",\"type\":\"msg\",\"text\":"
+          "\"again\",\"timestamp\":1003,\"mid\":\"m-1_x\"}],\"rss\":9}",
+          "a message sent with a mid carries it");
+    check(views_sent(4, 1700000000123LL, &len),
+          "{\"rss\":4,\"timestamp\":1700000000123}",
+          "a send's reply has the stored message's timestamp");
     check(views_messages(NULL, 3, 1, &len),
           "{\"messages\":[],\"rss\":3,\"ping\":true}", "a ping body");
     {
