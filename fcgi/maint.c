@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -20,13 +21,14 @@
 #include "util.h"
 
 #define MAINT_EXPIRE_MS 60000 /* retention runs this often */
-#define MAINT_TOUCH_MS 1000   /* keep-alives wait at most this long */
+#define MAINT_TOUCH_MS 5000   /* keep-alives wait at most this long */
 
 static struct {
     pthread_mutex_t mu; /* guards touches */
     char **touches;
     size_t n, cap;
     int64_t next_sweep, next_expire, next_touch;
+    int touch_ms;     /* well within the session timeout */
     char runner[300]; /* host:pid, in maintenance_runs */
 } M = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -41,7 +43,10 @@ maint_init(void)
     /* Jitter spreads the workers' passes apart. */
     M.next_sweep = now + rand() % (config.sweep_interval_ms + 1);
     M.next_expire = now + rand() % (config.sweep_interval_ms + 1);
-    M.next_touch = now + MAINT_TOUCH_MS;
+    M.touch_ms = config.session_timeout_s * 1000 / 4;
+    if (M.touch_ms > MAINT_TOUCH_MS)
+        M.touch_ms = MAINT_TOUCH_MS;
+    M.next_touch = now + M.touch_ms;
 }
 
 void
@@ -71,6 +76,29 @@ maint_due(void)
     return due;
 }
 
+static int
+by_string(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Frees the repeats in v[0..n) (a sender's id comes with every send):
+ * returns how many distinct ids are left at its start. */
+static size_t
+unique(char **v, size_t n)
+{
+    size_t k = 0;
+
+    qsort(v, n, sizeof(*v), by_string);
+    for (size_t i = 0; i < n; i++) {
+        if (k && strcmp(v[k - 1], v[i]) == 0)
+            free(v[i]);
+        else
+            v[k++] = v[i];
+    }
+    return k;
+}
+
 static void
 touch(struct pg *p)
 {
@@ -85,6 +113,7 @@ touch(struct pg *p)
     pthread_mutex_unlock(&M.mu);
     /* A failed keep-alive is not retried: the next one comes within
      * seconds, long before the session could expire. */
+    n = n ? unique(v, n) : 0;
     if (n)
         store_touch(p, (const char *const *)v, n);
     for (size_t i = 0; i < n; i++)
@@ -116,7 +145,7 @@ maint_run(struct pg *p, int64_t now, int all)
 {
     if (all || now >= M.next_touch) {
         touch(p);
-        M.next_touch = now + MAINT_TOUCH_MS;
+        M.next_touch = now + M.touch_ms;
     }
     if (all)
         return;
