@@ -369,6 +369,8 @@ listen_close(void)
     pg_free(P.pg);
     P.pg = NULL;
     P.phase = DOWN;
-    while ((q = dequeue()))
+    while ((q = dequeue())) {
+        q->fn(q->arg, NULL, 0); /* the caller frees what it passed */
         query_free(q);
+    }
 }

@@ -48,7 +48,7 @@ int listen_healthy(void);
 int64_t listen_due(void);
 void listen_tick(int64_t now);
 
-/* Closes the connection; queued queries fail. */
+/* Closes the connection; queued queries fail (their callbacks get NULL). */
 void listen_close(void);
 
 #endif
