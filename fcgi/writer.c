@@ -224,6 +224,25 @@ do_history(struct job *j)
     msg_list_free(list);
 }
 
+/* A search is a read like a page of history: one scan of the GIN index on
+ * the messages' text, then at most limit rows by time. */
+static void
+do_search(struct job *j)
+{
+    struct msg_list *list = store_search(W.pg, j->room, j->query, j->limit);
+    size_t len;
+    char *body;
+
+    if (!list) {
+        job_error(j, 503, REQ_DB_DOWN);
+        return;
+    }
+    body = views_messages(list, rss_current(), 0, &len);
+    job_reply(j, body, len);
+    free(body);
+    msg_list_free(list);
+}
+
 /* Takes the n jobs in sends: stores them in one transaction. */
 static void
 do_sends(struct job **sends, size_t n)
@@ -310,6 +329,9 @@ run_batch(struct job *list)
             break;
         case WRITER_HISTORY:
             do_history(j);
+            break;
+        case WRITER_SEARCH:
+            do_search(j);
             break;
         case WRITER_SEND:
             if (!allowed(j)) {
