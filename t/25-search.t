@@ -122,22 +122,39 @@ error_is('/search?room=bad%20room&q=fox', 400, 'Bad room.', 'a bad room');
 is($st, 405, 'search is GET only');
 
 # --- the GIN index -----------------------------------------------------------
-# Enough rows that a sequential scan is not the cheapest plan, one of them
-# with a rare word.
+# The newest 1000 messages are filtered first; older ones come from the GIN
+# index. So: 20,000 messages, a rare word in an old one and in a new one,
+# and matches on both sides of the 1000th newest.
 $s->sql(q{INSERT INTO messages (room, seq, ts, nick, type, text)
-          SELECT 'big', i, i, 'filler', 'msg', 'common chatter number ' || i
+          SELECT 'big', i, i, 'filler', 'msg',
+                 'common chatter number ' || i
+                 || CASE WHEN i IN (10, 19000, 19001, 19999) THEN ' zebra' ELSE '' END
           FROM generate_series(1, 20000) i});
-$s->sql(q{INSERT INTO messages (room, seq, ts, nick, type, text)
-          VALUES ('big', 20001, 20001, 'filler', 'msg', 'a zebra appears')});
 $s->sql('ANALYZE messages');
-is_deeply(texts('big', 'zebra'), ['a zebra appears'], 'the rare word is found among 20,001');
-my $plan = $s->sql(q{EXPLAIN SELECT * FROM chat_search('big', 'zebra', 20)});
+sub ts_of { my ($q, $limit) = @_;
+    my ($st, $json) = $s->get("/search?room=big&q=$q&limit=$limit");
+    return [map { $_->{timestamp} } @{$json->{messages}}] }
+is_deeply(ts_of('zebra', 20), [19999, 19001, 19000, 10],
+          'a word in new and old messages: all of them, newest first, none twice');
+is_deeply(ts_of('zebra', 2), [19999, 19001], '... the newest two');
+is_deeply(ts_of('zebra', 3), [19999, 19001, 19000],
+          '... three: the 1000th newest and the one before it meet');
+is_deeply(ts_of('number', 3), [20000, 19999, 19998], 'a word in every message: the newest');
+is_deeply(ts_of('19000', 20), [19000], 'a word in one message older than the newest 1000');
+is_deeply(ts_of('10', 20), [10], '... in the first message');
+is_deeply(ts_of('zebra%20-10', 20), [19999, 19001, 19000], '-word in the older ones');
+my $plan = $s->sql(q{EXPLAIN ANALYZE SELECT * FROM chat_search('big', '19000', 20)});
 note($plan);
-like($plan, qr/Bitmap Index Scan on messages_text_search/,
-     'a search is a scan of the GIN index on to_tsvector(\'simple\', text)');
+like($plan, qr/Bitmap Index Scan on messages_text_search\s+\(cost=[^)]*\)\s+\(actual [^)]*rows=1 /,
+     'an older match comes from a scan of the GIN index on to_tsvector(\'simple\', text)');
 unlike($plan, qr/Seq Scan/, '... with no sequential scan');
-$plan = $s->sql(q{EXPLAIN SELECT * FROM chat_search('big', '"a zebra" -lion', 20)});
+like($plan, qr/Index Scan Backward using messages_pkey[^\n]*\(actual[^)]*rows=1000 /,
+     '... after the newest 1000 from the (room, ts) index, no more');
+$plan = $s->sql(q{EXPLAIN SELECT * FROM chat_search('big', '"number 19000" -zebra', 20)});
 like($plan, qr/Bitmap Index Scan on messages_text_search/, '... for a phrase and a -word too');
+$plan = $s->sql(q{EXPLAIN ANALYZE SELECT * FROM chat_search('big', 'number', 20)});
+like($plan, qr/Limit .*\n(?:.*\n)*?.*Bitmap Heap Scan on messages m .*\(never executed\)/,
+     'a word found 20 times in the newest 1000: the older ones are never read');
 like($s->sql(q{SELECT indexdef FROM pg_indexes WHERE indexname = 'messages_text_search'}),
      qr/USING gin \(to_tsvector\('simple'::regconfig, text\)\)/,
      'the index is GIN on to_tsvector(\'simple\', text)');
