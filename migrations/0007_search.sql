@@ -20,36 +20,36 @@ CREATE INDEX messages_text_search ON messages
 -- (room, ts) index backwards filtering every row; for a rare word in a room
 -- of 1M messages that is 1M to_tsvector() calls, seconds. The GIN index
 -- alone is fast for a rare word but sorts every match of a common one. So:
--- first the room's newest 1000 messages are filtered (a bounded cost, and
--- where a common word is found), and only when they hold fewer than
--- p_limit matches does the GIN index find the older ones, which are
--- sorted (the fence, OFFSET 0, keeps the planner from turning it back into
--- the backward walk). The outer LIMIT never starts the second step when
--- the first was enough.
+-- first the room's newest 1000 messages are filtered in time order (a
+-- bounded cost, and where a common word is found at once), and only when
+-- they hold fewer than p_limit matches does the GIN index find the older
+-- ones, which are sorted (the fence, OFFSET 0, keeps the planner from
+-- turning it back into the backward walk). UNION ALL runs its branches in
+-- order, so the outer LIMIT never starts the second when the first was
+-- enough; the second begins below the first's oldest, so none is twice.
 CREATE FUNCTION chat_search(p_room text, p_query text, p_limit int)
 RETURNS TABLE (ts bigint, nick text, type text, text text, mid text)
 LANGUAGE sql STABLE AS $$
-    WITH recent AS (
-        SELECT m.ts, m.nick, m.type, m.text, m.mid
-        FROM messages m
-        WHERE m.room = p_room
-        ORDER BY m.ts DESC
-        LIMIT 1000
-    ), found AS (
-        SELECT r.ts, r.nick, r.type, r.text, r.mid
-        FROM recent r
-        WHERE to_tsvector('simple', r.text) @@ websearch_to_tsquery('simple', p_query)
-        ORDER BY r.ts DESC
-        LIMIT p_limit
-    )
-    SELECT f.ts, f.nick, f.type, f.text, f.mid FROM found f
+    (SELECT r.ts, r.nick, r.type, r.text, r.mid
+     FROM (SELECT m.ts, m.nick, m.type, m.text, m.mid
+           FROM messages m
+           WHERE m.room = p_room
+           ORDER BY m.ts DESC
+           LIMIT 1000) r
+     WHERE to_tsvector('simple', r.text) @@ websearch_to_tsquery('simple', p_query)
+     ORDER BY r.ts DESC
+     LIMIT p_limit)
     UNION ALL
     (SELECT o.ts, o.nick, o.type, o.text, o.mid
      FROM (SELECT m.ts, m.nick, m.type, m.text, m.mid
            FROM messages m
            WHERE m.room = p_room
              AND to_tsvector('simple', m.text) @@ websearch_to_tsquery('simple', p_query)
-             AND m.ts < (SELECT min(r.ts) FROM recent r)
+             AND m.ts < (SELECT min(n.ts)
+                         FROM (SELECT ts FROM messages
+                               WHERE room = p_room
+                               ORDER BY ts DESC
+                               LIMIT 1000) n)
            OFFSET 0) o
      ORDER BY o.ts DESC
      LIMIT p_limit)
