@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats.h"
 #include "util.h"
 
 #define PG_BACKOFF_MIN_MS 250
@@ -343,6 +344,7 @@ run_until_done(struct pg *p, enum pg_wait wait, int64_t deadline,
 
         if (wait && wait_socket(p, wait, deadline) < 0) {
             *timed_out = 1;
+            stats_add(&stats_all->db_timeouts, 1);
             snprintf(p->error, sizeof(p->error),
                      "no answer within %d ms, connection closed",
                      p->timeout_ms);
@@ -392,6 +394,7 @@ pg_exec(struct pg *p, const char *sql, int n, const char *const *params,
             run_until_done(p, wait, deadline, timed_out) < 0)
             return NULL;
         log_info("%s: connected to the database", p->app_name);
+        stats_add(&stats_all->db_reconnects, 1);
         end_abandoned(p, deadline, timed_out);
     }
     if (pg_send(p, sql, n, params) < 0 ||

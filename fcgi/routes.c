@@ -16,6 +16,7 @@
 #include "config.h"
 #include "loop.h"
 #include "request.h"
+#include "stats.h"
 #include "token.h"
 #include "util.h"
 #include "valid.h"
@@ -337,6 +338,19 @@ handle_stats(struct req *r)
     writer_submit(job_new(r, WRITER_STATS, NULL));
 }
 
+/* GET /metrics: the whole responder's counters, every worker's, in the
+ * Prometheus text format. nginx answers it to loopback only. */
+static void
+handle_metrics(struct req *r)
+{
+    size_t len;
+    char *body = stats_metrics(&len);
+
+    req_reply_as(r, 200, "text/plain; version=0.0.4; charset=utf-8", "", body,
+                 len);
+    free(body);
+}
+
 static const struct route {
     const char *path;
     int methods;
@@ -353,6 +367,7 @@ static const struct route {
     {"stats", REQ_GET | REQ_HEAD, 0, handle_stats},
     {"history", REQ_GET | REQ_HEAD, 0, handle_history},
     {"search", REQ_GET | REQ_HEAD, 0, handle_search},
+    {"metrics", REQ_GET | REQ_HEAD, 0, handle_metrics},
 };
 
 /* Takes r: answers it at once (errors, 404, 405) or hands it on. */

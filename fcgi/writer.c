@@ -263,6 +263,8 @@ do_sends(struct job **sends, size_t n)
         mids[i] = sends[i]->mid;
     }
     rc = store_send(W.pg, tokens, rooms, texts, mids, n, ts);
+    if (rc >= 0)
+        stats_batch((long long)n);
     for (size_t i = 0; i < n; i++) {
         if (rc < 0) {
             job_error(sends[i], 503, REQ_DB_DOWN);
@@ -271,6 +273,7 @@ do_sends(struct job **sends, size_t n)
             char *body = views_sent(rss_current(), ts[i], &len);
 
             touched[ntouched++] = xstrdup(sends[i]->id);
+            stats_add(&stats_all->messages_stored, 1);
             job_reply(sends[i], body, len);
             free(body);
         } else {
