@@ -144,6 +144,16 @@ backoff(struct pg *p)
     p->retry_at = mono_ms() + p->backoff_ms;
 }
 
+/* libpq prints notices to stderr, which is the log; but a notice may
+ * quote what a statement was given (websearch_to_tsquery's "query doesn't
+ * contain lexemes" quotes the search), and user text is never logged. */
+static void
+drop_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 int
 pg_start(struct pg *p, enum pg_wait *wait)
 {
@@ -174,6 +184,7 @@ pg_start(struct pg *p, enum pg_wait *wait)
     p->conn = PQconnectStartParams(keys, values, 1);
     if (!p->conn || PQstatus(p->conn) == CONNECTION_BAD)
         return fail(p, "cannot connect");
+    PQsetNoticeProcessor(p->conn, drop_notice, NULL);
     p->state = PG_CONNECTING;
     *wait = PG_WAIT_WRITE; /* as if PQconnectPoll said PGRES_POLLING_WRITING */
     return 0;

@@ -72,10 +72,13 @@ my @cases = (
     ['elsewhere',         [],                       'another room\'s words are not found'],
     ['!!!',               [],                       'no words at all: nothing, no error'],
     ['& | ! ( ) : * <->', [],                       'tsquery syntax is only text here'],
+    ['@@@@ %%%% ####',    [],                       'punctuation only: nothing'],
 );
 for my $c (@cases) {
     is_deeply(texts('lib', $c->[0]), $c->[1], "$c->[2] ($c->[0])");
 }
+unlike($s->log('responder'), qr/@@@@|lexemes/,
+       'a query is never logged, not even in a notice about it');
 is_deeply(texts('other', 'quick brown'), ['the quick brown fox elsewhere'],
           'the other room finds its own message only');
 is_deeply(texts('nowhere', 'fox'), [], 'a room never written to finds nothing');
