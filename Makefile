@@ -21,12 +21,12 @@ HDR      = $(wildcard fcgi/*.h)
 UNIT_SRC = $(wildcard t/unit/*.c)
 UNIT_BIN = $(patsubst t/unit/%.c,build/unit/%,$(UNIT_SRC))
 # Each unit test links only the files it tests (and what they need).
-UNIT_hostile = query store pg token valid views msg util
+UNIT_hostile = query store pg stats token valid views msg util
 UNIT_limit   = limit util
 UNIT_query   = query util
 UNIT_recent  = recent msg util
 UNIT_valid   = valid
-UNIT_views   = views store pg msg util
+UNIT_views   = views store pg stats msg util
 UNIT_wire    = wire util
 unit_src = $(patsubst %,fcgi/%.c,$(UNIT_$(1)))
 
@@ -44,12 +44,12 @@ DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config \
            /usr/lib/postgresql/15/bin/postgres \
            /usr/sbin/nginx /usr/bin/prove /usr/sbin/useradd /usr/bin/setpriv
 TEST_DEBS = clang-format chromium nodejs npm fonts-dejavu-core clang \
-           libclang-rt-14-dev spawn-fcgi iproute2 pgbouncer
+           libclang-rt-14-dev spawn-fcgi iproute2 pgbouncer prometheus
 TEST_DEB_CHECK = /usr/bin/clang-format /usr/bin/chromium /usr/bin/node \
            /usr/bin/npm /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
            /usr/bin/clang \
            /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a \
-           /usr/bin/spawn-fcgi /bin/ip /usr/sbin/pgbouncer
+           /usr/bin/spawn-fcgi /bin/ip /usr/sbin/pgbouncer /usr/bin/promtool
 # The benchmark's anchors and plot: nchan (nginx's pub/sub module), Node
 # for the original node_chat, gnuplot for bench/out/latency.svg.
 BENCH_DEBS = libnginx-mod-nchan nodejs gnuplot-nox

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "park.h"
+#include "stats.h"
 #include "util.h"
 #include "views.h"
 
@@ -132,6 +133,12 @@ deliver_window(struct room *rm, int *behind)
         i = j;
     }
     free(v);
+    /* Every reader behind is answered, here or by deliver_cursor() before:
+     * the fan-out that the NOTIFY started is over. */
+    if (missing < 0 && rm->notified_us) {
+        stats_fanout(stats_now_us() - rm->notified_us);
+        rm->notified_us = 0;
+    }
     return missing;
 }
 

@@ -157,6 +157,7 @@ connect_start(void)
         return;
     }
     stats_add(&stats.db_reconnects, 1);
+    stats_add(&stats_all->db_reconnects, 1);
     P.phase = CONNECTING;
     P.sent_at = mono_ms();
     rewatch(wait);
@@ -336,6 +337,7 @@ listen_tick(int64_t now)
     if ((P.phase != READY || P.call != NONE) &&
         now - P.sent_at > config.db_timeout_ms) {
         stats_add(&stats.db_timeouts, 1);
+        stats_add(&stats_all->db_timeouts, 1);
         unwatch();
         pg_abandon(P.pg);
         fail(P.phase == CONNECTING ? "no connection within the timeout"

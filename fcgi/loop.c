@@ -30,6 +30,7 @@
 #include "deliver.h"
 #include "park.h"
 #include "rooms.h"
+#include "stats.h"
 #include "util.h"
 
 #define LOOP_PAGE DELIVER_PAGE
@@ -215,6 +216,8 @@ on_notify(const char *room, int64_t head)
         return; /* nobody here reads that room */
     if (rm->known && head > rm->head)
         rm->head = head;
+    if (!rm->notified_us && rm->nreaders)
+        rm->notified_us = stats_now_us();
     mark_dirty(rm);
 }
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "stats.h"
 #include "util.h"
 #include "worker.h"
 
@@ -347,6 +348,8 @@ main(void)
             return 1;
     }
 
+    if (stats_map() < 0)
+        return 1;
     pids = xcalloc(config.workers, sizeof(*pids));
     for (int i = 0; i < config.workers; i++)
         pids[i] = spawn(listen_fd, i);

@@ -81,6 +81,7 @@ unpark(struct reader *rd)
     tlist_remove(rd);
     K.n--;
     stats_add(&stats.parked, -1);
+    stats_add(&stats_all->parked, -1);
     rd->deadline = 0;
     rd->req->cancel = NULL;
 }
@@ -110,6 +111,7 @@ park_wait(struct reader *rd, int deadline_ms)
     tlist_append(rd, deadline_ms);
     K.n++;
     stats_add(&stats.parked, 1);
+    stats_add(&stats_all->parked, 1);
     rd->req->cancel = cancel;
 }
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats.h"
 #include "util.h"
 
 #define PG_BACKOFF_MIN_MS 250
@@ -143,6 +144,16 @@ backoff(struct pg *p)
     p->retry_at = mono_ms() + p->backoff_ms;
 }
 
+/* libpq prints notices to stderr, which is the log; but a notice may
+ * quote what a statement was given (websearch_to_tsquery's "query doesn't
+ * contain lexemes" quotes the search), and user text is never logged. */
+static void
+drop_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 int
 pg_start(struct pg *p, enum pg_wait *wait)
 {
@@ -173,6 +184,7 @@ pg_start(struct pg *p, enum pg_wait *wait)
     p->conn = PQconnectStartParams(keys, values, 1);
     if (!p->conn || PQstatus(p->conn) == CONNECTION_BAD)
         return fail(p, "cannot connect");
+    PQsetNoticeProcessor(p->conn, drop_notice, NULL);
     p->state = PG_CONNECTING;
     *wait = PG_WAIT_WRITE; /* as if PQconnectPoll said PGRES_POLLING_WRITING */
     return 0;
@@ -343,6 +355,7 @@ run_until_done(struct pg *p, enum pg_wait wait, int64_t deadline,
 
         if (wait && wait_socket(p, wait, deadline) < 0) {
             *timed_out = 1;
+            stats_add(&stats_all->db_timeouts, 1);
             snprintf(p->error, sizeof(p->error),
                      "no answer within %d ms, connection closed",
                      p->timeout_ms);
@@ -392,6 +405,7 @@ pg_exec(struct pg *p, const char *sql, int n, const char *const *params,
             run_until_done(p, wait, deadline, timed_out) < 0)
             return NULL;
         log_info("%s: connected to the database", p->app_name);
+        stats_add(&stats_all->db_reconnects, 1);
         end_abandoned(p, deadline, timed_out);
     }
     if (pg_send(p, sql, n, params) < 0 ||

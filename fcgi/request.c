@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 
 #include "ev.h"
+#include "stats.h"
 #include "util.h"
 #include "views.h"
 
@@ -185,6 +186,14 @@ void
 req_reply_with(struct req *r, int status, const char *headers, const char *body,
                size_t len)
 {
+    req_reply_as(r, status, "application/json; charset=utf-8", headers, body,
+                 len);
+}
+
+void
+req_reply_as(struct req *r, int status, const char *content_type,
+             const char *headers, const char *body, size_t len)
+{
     char head[1024];
     size_t blen = r->method == REQ_HEAD ? 0 : len, total;
     unsigned char small_hdrs[64], *hdrs = small_hdrs;
@@ -193,14 +202,15 @@ req_reply_with(struct req *r, int status, const char *headers, const char *body,
 
     n = snprintf(head, sizeof(head),
                  "Status: %d %s\r\n"
-                 "Content-Type: application/json; charset=utf-8\r\n"
+                 "Content-Type: %s\r\n"
                  "Content-Length: %zu\r\n"
                  "Cache-Control: no-store\r\n"
                  "%s"
                  "\r\n",
-                 status, reason(status), len, headers);
+                 status, reason(status), content_type, len, headers);
     if (n < 0 || (size_t)n >= sizeof(head))
         abort(); /* our own headers: a bug, never input */
+    stats_request(r->path, status);
     total = (size_t)n + blen;
 
     /* Replies above 65535 bytes take several records: rare, allocated. */
@@ -292,6 +302,7 @@ req_stream_begin(struct req *r, const char *content_type)
                      "\r\n",
                      content_type);
 
+    stats_request(r->path, 200);
     return stream_out(r, head, (size_t)n, "", 0);
 }
 

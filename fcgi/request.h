@@ -62,6 +62,10 @@ void req_ok(struct req *r);
 void req_reply_with(struct req *r, int status, const char *headers,
                     const char *body, size_t len);
 
+/* Takes r: as req_reply_with, with a body of content_type. */
+void req_reply_as(struct req *r, int status, const char *content_type,
+                  const char *headers, const char *body, size_t len);
+
 /* A reply that goes on, on the loop thread: req_stream_begin() sends the
  * head (200, content_type, not buffered by nginx), req_stream() a part;
  * each returns 0, or -1 when the client has gone or reads too slowly (then

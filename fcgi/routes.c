@@ -16,6 +16,7 @@
 #include "config.h"
 #include "loop.h"
 #include "request.h"
+#include "stats.h"
 #include "token.h"
 #include "util.h"
 #include "valid.h"
@@ -300,10 +301,54 @@ handle_history(struct req *r)
     writer_submit(j);
 }
 
+#define SEARCH_LIMIT_DEFAULT 20
+#define SEARCH_LIMIT_MAX 50
+#define SEARCH_QUERY_MAX 200 /* characters */
+
+/* GET /search?room=R&q=Q&limit=N: the newest N messages matching Q,
+ * newest first. Q is 1-200 characters of UTF-8: anything else would only
+ * cost the database a query it cannot answer well. */
+static void
+handle_search(struct req *r)
+{
+    const char *q = req_param(r, "q"), *limit = req_param(r, "limit");
+    int64_t v_limit = SEARCH_LIMIT_DEFAULT;
+    const char *room;
+    struct job *j;
+
+    if (take_room(r, &room) < 0)
+        return;
+    if (!q || valid_query(q, strlen(q), SEARCH_QUERY_MAX) != 1) {
+        req_error(r, 400, "Bad query");
+        return;
+    }
+    if (limit && valid_number(limit, 1, SEARCH_LIMIT_MAX, &v_limit) < 0) {
+        req_error(r, 400, "Bad limit");
+        return;
+    }
+    j = job_new(r, WRITER_SEARCH, room);
+    j->query = q;
+    j->limit = (int)v_limit;
+    writer_submit(j);
+}
+
 static void
 handle_stats(struct req *r)
 {
     writer_submit(job_new(r, WRITER_STATS, NULL));
+}
+
+/* GET /metrics: the whole responder's counters, every worker's, in the
+ * Prometheus text format. nginx answers it to loopback only. */
+static void
+handle_metrics(struct req *r)
+{
+    size_t len;
+    char *body = stats_metrics(&len);
+
+    req_reply_as(r, 200, "text/plain; version=0.0.4; charset=utf-8", "", body,
+                 len);
+    free(body);
 }
 
 static const struct route {
@@ -321,6 +366,8 @@ static const struct route {
     {"healthz", REQ_GET | REQ_HEAD, 0, handle_healthz},
     {"stats", REQ_GET | REQ_HEAD, 0, handle_stats},
     {"history", REQ_GET | REQ_HEAD, 0, handle_history},
+    {"search", REQ_GET | REQ_HEAD, 0, handle_search},
+    {"metrics", REQ_GET | REQ_HEAD, 0, handle_metrics},
 };
 
 /* Takes r: answers it at once (errors, 404, 405) or hands it on. */

@@ -245,15 +245,15 @@ store_stats(struct pg *p, struct store_stats *out)
 }
 
 /* Takes res, rows of (ts, nick, type, text, mid) newest first: returns the
- * first n of them oldest first. */
+ * first n of them, oldest first when reverse is set, else as they came. */
 static struct msg_list *
-decode_newest_first(struct pg_res *res, int n)
+decode_rows(struct pg_res *res, int n, int reverse)
 {
     struct msg_list *list = xcalloc(1, sizeof(*list));
 
     list->items = xcalloc(n ? (size_t)n : 1, sizeof(*list->items));
     for (int i = 0; i < n; i++) {
-        struct msg *m = &list->items[n - 1 - i];
+        struct msg *m = &list->items[reverse ? n - 1 - i : i];
 
         m->ts = strtoll(pg_value(res, i, 0), NULL, 10);
         m->nick = xstrdup(pg_value(res, i, 1));
@@ -287,7 +287,26 @@ store_history(struct pg *p, const char *room, int64_t before, int limit,
     }
     rows = pg_rows(res);
     *more = rows > limit;
-    return decode_newest_first(res, rows > limit ? limit : rows);
+    return decode_rows(res, rows > limit ? limit : rows, 1);
+}
+
+struct msg_list *
+store_search(struct pg *p, const char *room, const char *query, int limit)
+{
+    char s_limit[16];
+    const char *params[] = {room, query, s_limit};
+    struct pg_res *res;
+
+    snprintf(s_limit, sizeof(s_limit), "%d", limit);
+    res = pg_exec(p,
+                  "SELECT ts, nick, type, text, mid FROM chat_search($1, "
+                  "$2, $3)",
+                  3, params, NULL);
+    if (!res) {
+        log_error("cannot search '%s': %s", room, pg_error(p));
+        return NULL;
+    }
+    return decode_rows(res, pg_rows(res), 0);
 }
 
 /* --- the event loop's ---------------------------------------------------- */

@@ -77,6 +77,12 @@ int store_stats(struct pg *p, struct store_stats *out);
 struct msg_list *store_history(struct pg *p, const char *room, int64_t before,
                                int limit, int *more);
 
+/* Returns the newest limit messages of room matching query (a web-style
+ * search: words, "phrases", -word), newest first, for the caller to free
+ * with msg_list_free(). NULL on error. */
+struct msg_list *store_search(struct pg *p, const char *room, const char *query,
+                              int limit);
+
 /* --- the event loop's, asynchronous ------------------------------------- */
 
 /* Sends what a new LISTEN connection runs first: the statements it uses,

@@ -169,6 +169,22 @@ valid_text(const char *s, size_t len, size_t max)
 }
 
 int
+valid_query(const char *s, size_t len, size_t max)
+{
+    size_t i = 0, n = 0;
+
+    if (valid_blank(s, len))
+        return 0;
+    while (i < len) {
+        long cp = next_cp((const unsigned char *)s, len, &i);
+
+        if (cp < 0 || valid_control((unsigned int)cp) || ++n > max)
+            return 0;
+    }
+    return 1;
+}
+
+int
 valid_number(const char *s, int64_t min, int64_t max, int64_t *out)
 {
     int64_t v = 0;

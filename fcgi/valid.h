@@ -58,6 +58,10 @@ int valid_control(unsigned int cp);
  * decoded for its control characters. */
 enum valid_text valid_text(const char *s, size_t len, size_t max);
 
+/* 1 when (s, len) is a search query: 1-max code points of UTF-8, not all
+ * white space, none of them a control valid_control() refuses. */
+int valid_query(const char *s, size_t len, size_t max);
+
 /* Parses a count or a cursor of a read (/history's before and limit):
  * 1-18 digits, nothing else, between min and max. Returns 0, or -1 when s
  * is NULL or is not one. */

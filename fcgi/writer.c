@@ -224,6 +224,25 @@ do_history(struct job *j)
     msg_list_free(list);
 }
 
+/* A search is a read like a page of history: one scan of the GIN index on
+ * the messages' text, then at most limit rows by time. */
+static void
+do_search(struct job *j)
+{
+    struct msg_list *list = store_search(W.pg, j->room, j->query, j->limit);
+    size_t len;
+    char *body;
+
+    if (!list) {
+        job_error(j, 503, REQ_DB_DOWN);
+        return;
+    }
+    body = views_messages(list, rss_current(), 0, &len);
+    job_reply(j, body, len);
+    free(body);
+    msg_list_free(list);
+}
+
 /* Takes the n jobs in sends: stores them in one transaction. */
 static void
 do_sends(struct job **sends, size_t n)
@@ -244,6 +263,8 @@ do_sends(struct job **sends, size_t n)
         mids[i] = sends[i]->mid;
     }
     rc = store_send(W.pg, tokens, rooms, texts, mids, n, ts);
+    if (rc >= 0)
+        stats_batch((long long)n);
     for (size_t i = 0; i < n; i++) {
         if (rc < 0) {
             job_error(sends[i], 503, REQ_DB_DOWN);
@@ -252,6 +273,7 @@ do_sends(struct job **sends, size_t n)
             char *body = views_sent(rss_current(), ts[i], &len);
 
             touched[ntouched++] = xstrdup(sends[i]->id);
+            stats_add(&stats_all->messages_stored, 1);
             job_reply(sends[i], body, len);
             free(body);
         } else {
@@ -310,6 +332,9 @@ run_batch(struct job *list)
             break;
         case WRITER_HISTORY:
             do_history(j);
+            break;
+        case WRITER_SEARCH:
+            do_search(j);
             break;
         case WRITER_SEND:
             if (!allowed(j)) {

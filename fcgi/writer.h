@@ -16,6 +16,7 @@ enum writer_kind {
     WRITER_SEND,
     WRITER_STATS,
     WRITER_HISTORY,
+    WRITER_SEARCH,
 };
 
 /* One request for the writer. The strings are borrowed from req. */
@@ -23,11 +24,12 @@ struct job {
     struct req *req; /* owned until answered */
     enum writer_kind kind;
     const char *room, *nick, *id, *text, *addr;
-    const char *mid;  /* a send's; NULL: none */
-    int64_t before;   /* a read's cursor */
-    int limit;        /* a read's page size */
-    char *token;      /* owned: a new session's */
-    char cookie[256]; /* the Set-Cookie line of a join or part */
+    const char *mid;   /* a send's; NULL: none */
+    int64_t before;    /* a read's cursor */
+    const char *query; /* a search's */
+    int limit;         /* a read's page size */
+    char *token;       /* owned: a new session's */
+    char cookie[256];  /* the Set-Cookie line of a join or part */
     struct job *next;
 };
 

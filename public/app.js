@@ -58,6 +58,15 @@
  *   #send-form     message form; #input its textarea, #send-button
  *   #send-error    inline send error ("Message too long", ...); empty
  *                  when none
+ *   #search-form   the room's search; #search-input its input (Enter or a
+ *                  pause in typing searches), #search-status the count
+ *                  or the error, #search-results an <ol> of li.result,
+ *                  each a button.result-button (data-ts) holding
+ *                  time.time, span.nick and span.text, where the words of
+ *                  the query are <mark> elements made here (the server
+ *                  sends plain text). Clicking one loads /history pages
+ *                  back until its line is in #log, scrolls to it and
+ *                  marks it li.found (one at a time).
  *
  * Title: "pgchat", or "(N) pgchat" while the tab is hidden and N messages
  * from others arrived; visibility is read from document.hidden /
@@ -80,6 +89,11 @@ const MAX_LOG_ROWS = 2000;       // older rows are dropped from the DOM
 const BOTTOM_SLACK_PX = 48;
 const HISTORY_PAGE = 50;         // messages per /history page
 const TOP_SLACK_PX = 300;        // scrolled this close to the top: load older
+const SEARCH_LIMIT = 50;         // results per search (the server's maximum)
+const SEARCH_MAX_CHARS = 200;
+const SEARCH_DELAY_MS = 400;     // typing pauses this long: search
+const JUMP_MAX_PAGES = 200;      // a jump loads at most 10,000 messages back
+const WORD_RE = /[\p{L}\p{N}]+/gu; // roughly what the 'simple' parser calls a word
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -109,6 +123,10 @@ const el = {
   input: $('input'),
   sendButton: $('send-button'),
   sendError: $('send-error'),
+  searchForm: $('search-form'),
+  searchInput: $('search-input'),
+  searchStatus: $('search-status'),
+  searchResults: $('search-results'),
 };
 
 const state = {
@@ -140,6 +158,8 @@ const state = {
   pending: new Map(),   // mid -> li.pending, until its copy is delivered
   outboxGen: -1,        // the session whose outbox loop is running
   outboxWake: null,     // ends the outbox's back-off early
+  searchSeq: 0,         // the newest search; older answers are dropped
+  jumpSeq: 0,           // the newest jump to a result
 };
 
 /* ------------------------------------------------------------------ */
@@ -609,18 +629,24 @@ async function loadLatest(gen) {
   }
 }
 
-/** Loads the page before the first line shown, keeping that line where it
- *  is on the screen; stops at the room's first message. */
+/** Loads the page before the first line shown and, while the page does not
+ *  fill the screen, the ones before it; stops at the room's first message. */
 async function loadOlder() {
-  if (!state.joined || !state.more || state.loadingOlder) return;
+  if (await loadOlderPage() && state.more && el.log.scrollTop < TOP_SLACK_PX) loadOlder();
+}
+
+/** Loads the page before the first line shown, keeping that line where it
+ *  is on the screen. Resolves true when a page came. */
+async function loadOlderPage() {
+  if (!state.joined || !state.more || state.loadingOlder) return false;
   const first = el.log.querySelector(':scope > li.line');
-  if (!first) return;
+  if (!first) return false;
   const gen = state.gen;
   const firstTs = Number(first.dataset.ts);
   state.loadingOlder = true;
   const r = await request(historyUrl({ before: String(firstTs) }));
   state.loadingOlder = false;
-  if (gen !== state.gen || !r.ok || !Array.isArray(r.data.messages)) return;
+  if (gen !== state.gen || !r.ok || !Array.isArray(r.data.messages)) return false;
   const anchor = first.getBoundingClientRect().top;
   const frag = document.createDocumentFragment();
   let day = null;
@@ -642,8 +668,138 @@ async function loadOlder() {
   el.log.prepend(frag);
   setMore(r.data.more === true);
   el.log.scrollTop += first.getBoundingClientRect().top - anchor;
-  // A page that does not fill the screen cannot be scrolled: load on.
-  if (state.more && el.log.scrollTop < TOP_SLACK_PX) loadOlder();
+  return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* search                                                              */
+
+/** The words of a web-style query worth marking in a result: those of its
+ *  plain words and "phrases", not those after a '-', not the word "or". */
+function searchTerms(q) {
+  const terms = new Set();
+  for (const m of q.matchAll(/(-?)"([^"]*)"?|(-?)([^\s"]+)/gu)) {
+    const phrase = m[2] !== undefined;
+    const body = phrase ? m[2] : m[4];
+    if ((phrase ? m[1] : m[3]) === '-') continue;
+    if (!phrase && body.toLowerCase() === 'or') continue;
+    for (const w of body.matchAll(WORD_RE)) terms.add(w[0].toLowerCase());
+  }
+  return terms;
+}
+
+/** Appends text to parent as text nodes, each word of terms in a <mark>. */
+function appendMarked(parent, text, terms) {
+  let last = 0;
+  for (const w of text.matchAll(WORD_RE)) {
+    if (!terms.has(w[0].toLowerCase())) continue;
+    if (w.index > last) parent.append(text.slice(last, w.index));
+    const mark = document.createElement('mark');
+    mark.textContent = w[0];
+    parent.append(mark);
+    last = w.index + w[0].length;
+  }
+  if (last < text.length) parent.append(text.slice(last));
+}
+
+function renderResult(m, terms) {
+  const ts = Number(m.timestamp);
+  const nick = String(m.nick ?? '');
+  const d = new Date(ts);
+  const li = document.createElement('li');
+  li.className = 'result';
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'result-button';
+  button.dataset.ts = String(ts);
+  const time = document.createElement('time');
+  time.className = 'time';
+  time.dateTime = d.toISOString();
+  time.title = fullDate(d);
+  time.textContent = d.toDateString() === new Date().toDateString()
+    ? hhmm(d) : d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+  const nickEl = document.createElement('span');
+  nickEl.className = `nick nick-c${nickColor(nick)}`;
+  nickEl.textContent = nick;
+  const textEl = document.createElement('span');
+  textEl.className = 'text';
+  appendMarked(textEl, String(m.text ?? ''), terms);
+  button.append(time, ' ', nickEl, ' ', textEl);
+  button.addEventListener('click', () => jumpTo(ts));
+  li.append(button);
+  return li;
+}
+
+function clearSearch() {
+  state.searchSeq++;
+  state.jumpSeq++;
+  el.searchInput.value = '';
+  el.searchStatus.textContent = '';
+  el.searchResults.replaceChildren();
+}
+
+async function runSearch() {
+  const q = el.searchInput.value.trim();
+  const seq = ++state.searchSeq;
+  if (!q) {
+    el.searchStatus.textContent = '';
+    el.searchResults.replaceChildren();
+    return;
+  }
+  if ([...q].length > SEARCH_MAX_CHARS) {
+    el.searchStatus.textContent = `A search is at most ${SEARCH_MAX_CHARS} characters.`;
+    return;
+  }
+  el.searchStatus.textContent = 'Searching…';
+  const params = new URLSearchParams({ room: state.room, q, limit: String(SEARCH_LIMIT) });
+  const r = await request(`search?${params}`);
+  if (seq !== state.searchSeq) return;
+  if (!r.ok || !Array.isArray(r.data.messages)) {
+    el.searchStatus.textContent = typeof r.data.error === 'string' ? r.data.error : 'The search failed; try again.';
+    return;
+  }
+  const terms = searchTerms(q);
+  const frag = document.createDocumentFragment();
+  for (const m of r.data.messages) {
+    if (m && typeof m === 'object' && Number.isFinite(Number(m.timestamp))) frag.append(renderResult(m, terms));
+  }
+  el.searchResults.replaceChildren(frag);
+  const n = el.searchResults.childElementCount;
+  el.searchStatus.textContent = n === 0 ? 'No messages found.'
+    : n >= SEARCH_LIMIT ? `The newest ${n} matches.` : `${n} ${n === 1 ? 'match' : 'matches'}.`;
+}
+
+function lineAt(ts) {
+  return el.log.querySelector(`:scope > li.line[data-ts="${ts}"]`);
+}
+
+/** Shows the message with timestamp ts in the log: loads /history pages
+ *  back until it is there, then scrolls to it and marks it li.found. */
+async function jumpTo(ts) {
+  const gen = state.gen;
+  const seq = ++state.jumpSeq;
+  let li = lineAt(ts);
+  for (let pages = 0; !li && pages < JUMP_MAX_PAGES;) {
+    if (gen !== state.gen || seq !== state.jumpSeq) return;
+    const first = el.log.querySelector(':scope > li.line');
+    if (!state.more || (first && Number(first.dataset.ts) < ts)) break;
+    if (state.loadingOlder) {
+      await sleep(50);
+      continue;
+    }
+    if (!(await loadOlderPage())) break;
+    pages++;
+    li = lineAt(ts);
+  }
+  if (gen !== state.gen || seq !== state.jumpSeq) return;
+  if (!li) {
+    el.searchStatus.textContent = 'That message cannot be shown in the log now.';
+    return;
+  }
+  for (const old of el.log.querySelectorAll(':scope > li.found')) old.classList.remove('found');
+  li.classList.add('found');
+  li.scrollIntoView({ block: 'center' });
+  state.stuck = isAtBottom();
 }
 
 /* ------------------------------------------------------------------ */
@@ -883,6 +1039,7 @@ function leaveSession({ sendPart = true } = {}) {
   el.chat.hidden = true;
   el.leave.hidden = true;
   el.roomLabel.hidden = true;
+  clearSearch();
   el.joinScreen.hidden = false;
   el.nick.value = state.nick || el.nick.value;
   el.room.value = state.room === DEFAULT_ROOM && !roomFromUrl() ? '' : state.room;
@@ -1058,6 +1215,17 @@ function init() {
   el.input.addEventListener('input', () => {
     autosize();
     if (el.sendError.textContent) setSendError('');
+  });
+
+  let searchTimer = 0;
+  el.searchForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    clearTimeout(searchTimer);
+    runSearch();
+  });
+  el.searchInput.addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(runSearch, SEARCH_DELAY_MS);
   });
 
   el.log.addEventListener('scroll', () => {

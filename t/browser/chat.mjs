@@ -6,7 +6,8 @@
 //   PGCHAT_URL   base URL of the chat page, e.g. http://127.0.0.1:34567/
 //   PGCHAT_CTL   executable: `$PGCHAT_CTL responder-stop|responder-start`
 //   PGCHAT_OUT   directory for screenshots (chat.png, chat-375*.png, fail-*.png)
-//   PGCHAT_DOCS  optional: path where chat.png is copied as well
+//   PGCHAT_DOCS  optional: path where chat.png is copied as well (and
+//                search.png next to it)
 //   PGCHAT_CHROMIUM  optional: browser binary (default /usr/bin/chromium)
 // Needs `npm install` (or `npm ci`) in t/browser for playwright-core.
 // Run by hand: PGCHAT_URL=... PGCHAT_CTL=... PGCHAT_OUT=/tmp node t/browser/chat.mjs
@@ -619,6 +620,64 @@ test('scrollback: a room of 1,000 messages scrolls back to its first, keeping th
   diag(`scrolled back through 1,000 messages in ${loads} loads`);
   await d.page.screenshot({ path: path.join(OUT, 'scrollback.png') });
   await d.context.close();
+});
+
+test('search: finds a message, marks the match in a <mark> text node, and a click shows it in the log', async () => {
+  const room = `find-${Math.random().toString(36).slice(2, 8)}`;
+  await ctl(`fill ${room} 1000`);
+  const e = await openUser('erin', room);
+  await joinAs(e);
+  await waitJoined(e);
+  await waitMsg(e.page, 'history 1000');
+  await say(e, 'a zebra <b>crossing</b> here');
+  await waitMsg(e.page, 'a zebra <b>crossing</b> here');
+
+  // A word typed into the box, Enter: the message newest first, the word marked.
+  await e.page.fill('#search-input', 'Zebra');
+  await e.page.press('#search-input', 'Enter');
+  await e.page.waitForSelector('#search-results li.result', { timeout: T });
+  eq(await e.page.$$eval('#search-results li.result', (els) => els.length), 1, 'results for "Zebra"');
+  eq(await text(e.page, '#search-results .result .text'), 'a zebra <b>crossing</b> here', 'the result\'s text');
+  const marks = await e.page.$$eval('#search-results .result .text mark', (els) => els.map((m) => ({
+    text: m.textContent, nodes: [...m.childNodes].map((n) => n.nodeType),
+  })));
+  eq(JSON.stringify(marks), JSON.stringify([{ text: 'zebra', nodes: [3] }]), 'the match marked, one text node');
+  eq(await e.page.$$eval('#search-results .result .text b', (els) => els.length), 0, 'markup in a message stays text');
+
+  // A phrase deep in the scrollback: the click loads pages back to it.
+  await e.page.fill('#search-input', '"history 37" -zebra');
+  await e.page.waitForFunction(() => document.querySelector('#search-results .result .text')?.textContent === 'history 37',
+    null, { timeout: T, polling: 50 });
+  eq(await e.page.$$eval('#search-results .result', (els) => els.length), 1, 'a phrase finds one message');
+  eq(await e.page.$$eval('#search-results .result .text mark', (els) => els.map((m) => m.textContent).join(',')),
+    'history,37', 'both words of the phrase marked, not the excluded one');
+  eq(await text(e.page, '#search-status'), '1 match.', '#search-status');
+  eq(await countMsg(e.page, 'history 37'), 0, 'copies of history 37 in the log before the click');
+  const ts = await e.page.$eval('#search-results .result-button', (b) => b.dataset.ts);
+  await e.page.click('#search-results .result-button');
+  await e.page.waitForSelector(`#log li.line.found[data-ts="${ts}"]`, { timeout: T });
+  eq(await e.page.$eval('#log li.line.found .text', (t) => t.textContent), 'history 37', 'the line found');
+  eq(await e.page.$$eval('#log li.found', (els) => els.length), 1, 'one line is marked found');
+  await e.page.waitForFunction(() => {
+    const log = document.querySelector('#log').getBoundingClientRect();
+    const r = document.querySelector('#log li.found').getBoundingClientRect();
+    return r.top >= log.top && r.bottom <= log.bottom;
+  }, null, { timeout: T, polling: 50 });
+  const lines = await e.page.$$eval('#log .line.msg .text', (els) => els.map((t) => t.textContent));
+  eq(lines.filter((t) => t === 'history 37').length, 1, 'the line is in the log once');
+  const at = lines.indexOf('history 37');
+  eq(lines.slice(at, at + 3).join('|'), 'history 37|history 38|history 39', 'the scrollback around it is in order');
+  const n = requests.filter((r) => r.who === 'erin' && /\/history\?/.test(r.url)).length;
+  diag(`jumped 963 messages back with ${n} /history requests`);
+  await e.page.mouse.move(0, 0);
+  const shot = path.join(OUT, 'search.png');
+  await e.page.screenshot({ path: shot });
+  if (DOCS) fs.copyFileSync(shot, path.join(path.dirname(DOCS), 'search.png'));
+
+  await e.page.fill('#search-input', 'nothing-like-it');
+  await e.page.press('#search-input', 'Enter');
+  await waitText(e.page, '#search-status', 'No messages found.');
+  await e.context.close();
 });
 
 test('closing the page parts: the other user sees the part line and the who list shrinks', async () => {

@@ -171,6 +171,34 @@ test_text(void)
            "newlines are kept");
 }
 
+/* A search query: 1-200 code points, counted as characters, not bytes. */
+static void
+test_query(void)
+{
+    char q[4 * 201 + 1];
+
+    memset(q, 'a', 200);
+    is_int(valid_query(q, 200, 200), 1, "query: 200 characters are taken");
+    memset(q, 'a', 201);
+    is_int(valid_query(q, 201, 200), 0, "query: 201 characters are refused");
+    for (int i = 0; i < 200; i++)
+        memcpy(q + 2 * i, "\xc3\xa9", 2);
+    is_int(valid_query(q, 400, 200), 1,
+           "query: 200 two-byte characters (400 bytes) are taken");
+    memcpy(q + 400, "\xc3\xa9", 2);
+    is_int(valid_query(q, 402, 200), 0,
+           "query: 201 two-byte characters are refused");
+    is_int(valid_query("a", 1, 200), 1, "query: one character is taken");
+    is_int(valid_query("", 0, 200), 0, "query: empty is refused");
+    is_int(valid_query("  \t", 3, 200), 0,
+           "query: only white space is refused");
+    is_int(valid_query("\"a b\" -c", 8, 200), 1,
+           "query: a phrase and a negation are taken");
+    is_int(valid_query("\xc3", 1, 200), 0, "query: broken UTF-8 is refused");
+    is_int(valid_query("a\x1b", 2, 200), 0,
+           "query: a control character is refused");
+}
+
 int
 main(void)
 {
@@ -244,6 +272,7 @@ main(void)
                  32),
        "id: a NUL byte inside");
 
+    test_query();
     test_since();
     test_text();
     test_controls();
