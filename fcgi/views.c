@@ -95,9 +95,9 @@ message_object(const struct msg *m)
     return o;
 }
 
-char *
-views_messages(const struct msg_list *list, long long rss, int ping,
-               size_t *len)
+/* Returns {"messages":[...]} for the caller to add to; list may be NULL. */
+static json_object *
+messages_root(const struct msg_list *list)
 {
     json_object *root = json_object_new_object();
     size_t n = list ? list->len : 0;
@@ -106,6 +106,15 @@ views_messages(const struct msg_list *list, long long rss, int ping,
     for (size_t i = 0; i < n; i++)
         json_object_array_add(arr, message_object(&list->items[i]));
     json_object_object_add(root, "messages", arr); /* root takes arr */
+    return root;
+}
+
+char *
+views_messages(const struct msg_list *list, long long rss, int ping,
+               size_t *len)
+{
+    json_object *root = messages_root(list);
+
     json_object_object_add(root, "rss", json_object_new_int64(rss));
     if (list && list->gap)
         json_object_object_add(root, "gap", json_object_new_boolean(1));
@@ -117,13 +126,8 @@ views_messages(const struct msg_list *list, long long rss, int ping,
 char *
 views_history(const struct msg_list *list, int more, long long rss, size_t *len)
 {
-    json_object *root = json_object_new_object();
-    size_t n = list ? list->len : 0;
-    json_object *arr = json_object_new_array_ext((int)n);
+    json_object *root = messages_root(list);
 
-    for (size_t i = 0; i < n; i++)
-        json_object_array_add(arr, message_object(&list->items[i]));
-    json_object_object_add(root, "messages", arr); /* root takes arr */
     json_object_object_add(root, "more", json_object_new_boolean(more));
     json_object_object_add(root, "rss", json_object_new_int64(rss));
     return finish(root, len);
