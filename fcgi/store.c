@@ -72,8 +72,10 @@ store_part(struct pg *p, const char *token, const char *room)
     struct pg_res *res =
         exec1(p, "part", "SELECT chat_part($1, $2)", 2, params);
 
+    if (!res)
+        return -1;
     pg_res_free(res);
-    return res ? 0 : -1;
+    return 0;
 }
 
 char **
@@ -185,8 +187,10 @@ store_touch(struct pg *p, const char *const *tokens, size_t n)
                                "SELECT chat_touch($1::text[])", 1, params);
 
     free(a_tokens);
+    if (!res)
+        return -1;
     pg_res_free(res);
-    return res ? 0 : -1;
+    return 0;
 }
 
 /* The count a maintenance function answered: NULL means another runner. */

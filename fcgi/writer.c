@@ -50,10 +50,12 @@ job_error(struct job *j, int status, const char *message)
     free(j);
 }
 
+/* Answers 200 with body, and j's cookie line when a join or part set one
+ * (j->cookie is empty otherwise). */
 static void
 job_reply(struct job *j, const char *body, size_t len)
 {
-    req_reply(j->req, 200, body, len);
+    req_reply_with(j->req, 200, j->cookie, body, len);
     free(j->token);
     free(j);
 }
@@ -123,9 +125,7 @@ do_join(struct job *j)
         body = views_join(j->token, j->nick, rss_current(), config.starttime,
                           &len);
         session_cookie(j, j->token);
-        req_reply_with(j->req, 200, j->cookie, body, len);
-        free(j->token);
-        free(j);
+        job_reply(j, body, len);
         free(body);
         break;
     case STORE_TAKEN:
@@ -155,8 +155,7 @@ do_part(struct job *j)
     }
     body = views_rss(rss_current(), &len);
     session_cookie(j, NULL);
-    req_reply_with(j->req, 200, j->cookie, body, len);
-    free(j);
+    job_reply(j, body, len);
     free(body);
 }
 
