@@ -58,7 +58,8 @@ int
 config_load(void)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    long workers, batch_ms, max_message, rate_limit, room_sessions;
+    long workers, batch_ms, batch_readers, max_message, rate_limit,
+        room_sessions;
     long send_rate, send_burst, retention, addr_sessions;
     int session_ms;
 
@@ -79,6 +80,8 @@ config_load(void)
     if (integer("WEB_CONCURRENCY", cpus > 0 ? cpus : 1, 1, 256, &workers) < 0 ||
         integer("PGCHAT_MAX_MESSAGE", 4096, 1, 60000, &max_message) < 0 ||
         integer("PGCHAT_BATCH_MS", 100, 0, 10000, &batch_ms) < 0 ||
+        integer("PGCHAT_BATCH_READERS", 1000, 1, 10000000, &batch_readers) <
+            0 ||
         seconds_ms("PGCHAT_RECV_TIMEOUT", 20, 0.1, 3600,
                    &config.recv_timeout_ms) < 0 ||
         seconds_ms("PGCHAT_SESSION_TIMEOUT", 60, 1, 86400, &session_ms) < 0 ||
@@ -103,6 +106,7 @@ config_load(void)
     config.room_sessions = rate_limit ? (int)room_sessions : 0;
     config.workers = (int)workers;
     config.batch_ms = (int)batch_ms;
+    config.batch_readers = (int)batch_readers;
     config.max_message = (size_t)max_message;
     config.session_timeout_s = session_ms / 1000 ? session_ms / 1000 : 1;
     return 0;

@@ -12,7 +12,8 @@ struct config {
     const char *write_socket_path;   /* PGCHAT_WRITE_SOCKET; NULL: none */
     int workers;                     /* WEB_CONCURRENCY, default: CPUs */
     int recv_timeout_ms;             /* PGCHAT_RECV_TIMEOUT (s): ping after */
-    int batch_ms;                    /* PGCHAT_BATCH_MS: fan-outs a room */
+    int batch_ms;                    /* PGCHAT_BATCH_MS: the pause after a */
+    int batch_readers;               /* fan-out to PGCHAT_BATCH_READERS */
     int session_timeout_s;           /* PGCHAT_SESSION_TIMEOUT (s) */
     int sweep_interval_ms;           /* PGCHAT_SWEEP_INTERVAL (s) */
     size_t max_message;              /* PGCHAT_MAX_MESSAGE (bytes) */

@@ -32,6 +32,24 @@ bodies_release(struct bodies *b)
     free(b->events);
 }
 
+/* After a fan-out to n readers the room pauses, so that what comes next
+ * travels together with what comes meanwhile: PGCHAT_BATCH_MS after
+ * PGCHAT_BATCH_READERS readers or more, less in proportion for fewer. A
+ * fan-out costs one reply per reader, so a busy room costs at most about
+ * batch_readers replies per batch_ms however many read it, and a room of
+ * ten, where a fan-out costs next to nothing, waits a millisecond and not
+ * a hundred. */
+static void
+pause_room(struct room *rm, size_t n)
+{
+    int64_t ms = config.batch_ms;
+
+    if (n < (size_t)config.batch_readers)
+        ms = ms * (int64_t)n / config.batch_readers;
+    if (mono_ms() + ms > rm->quiet_until)
+        rm->quiet_until = mono_ms() + ms;
+}
+
 /* Gives rd the messages of b: a long-poll reader is answered, a stream
  * gets them as events and waits on from its new cursor. Returns 1 for a
  * stream still behind the head (a page was not all it lacks). */
@@ -76,17 +94,18 @@ deliver_cursor(struct room *rm, int64_t since, const struct msg_list *list)
 {
     struct bodies b = {.list = list};
     struct reader *rd, *next;
-    int any = 0, behind = 0;
+    size_t given = 0;
+    int behind = 0;
 
     for (rd = rm->readers; rd; rd = next) {
         next = rd->next;
         if (rd->since != since)
             continue;
         behind |= give(rm, rd, &b);
-        any = 1;
+        given++;
     }
-    if (any)
-        rm->quiet_until = mono_ms() + config.batch_ms;
+    if (given)
+        pause_room(rm, given);
     bodies_release(&b);
     return behind;
 }
@@ -104,7 +123,7 @@ int64_t
 deliver_window(struct room *rm, int *behind)
 {
     struct reader **v = xcalloc(rm->nreaders, sizeof(*v));
-    size_t n = 0;
+    size_t n = 0, given = 0;
     int64_t missing = -1;
 
     *behind = 0;
@@ -126,13 +145,15 @@ deliver_window(struct room *rm, int *behind)
             for (size_t k = i; k < j; k++)
                 *behind |= give(rm, v[k], &b);
             bodies_release(&b);
-            rm->quiet_until = mono_ms() + config.batch_ms;
+            given += j - i;
         } else if (missing < 0) {
             missing = since;
         }
         i = j;
     }
     free(v);
+    if (given)
+        pause_room(rm, given);
     /* Every reader behind is answered, here or by deliver_cursor() before:
      * the fan-out that the NOTIFY started is over. */
     if (missing < 0 && rm->notified_us) {

@@ -13,12 +13,13 @@
  * date with one query, and its readers are answered from it, grouped by
  * cursor, one serialised body per group.
  *
- * A busy room is fanned out at most once per PGCHAT_BATCH_MS (100 ms): what
- * comes meanwhile, and readers that poll again meanwhile, wait for the next
- * one. Each reply then carries more messages, and a flood no longer makes
- * every reader poll once per message (make bench, 1000 readers and 8
- * senders flat out: about 800 messages a second against 190). A quiet room
- * answers at once.
+ * A busy room is fanned out at most once per PGCHAT_BATCH_MS (100 ms, for
+ * a room of PGCHAT_BATCH_READERS; less in proportion for fewer readers,
+ * see deliver.c): what comes meanwhile, and readers that poll again
+ * meanwhile, wait for the next one. Each reply then carries more messages,
+ * and a flood no longer makes every reader poll once per message (make
+ * bench, 1000 readers and 8 senders flat out: about 800 messages a second
+ * against 190). A quiet room answers at once.
  */
 #include "loop.h"
 

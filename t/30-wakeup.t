@@ -123,11 +123,13 @@ my $b = Stack->new(workers => 1, db => $a->{db}, env => {PGCHAT_RECV_TIMEOUT => 
     $c->finish;
 }
 
-# A busy room is fanned out at most once per PGCHAT_BATCH_MS: a message to
-# a quiet room goes out at once; what follows right after waits for the next
-# fan-out and arrives in one reply with everything else that came meanwhile.
+# A busy room is fanned out at most once per PGCHAT_BATCH_MS (with
+# PGCHAT_BATCH_READERS readers or more): a message to a quiet room goes out
+# at once; what follows right after waits for the next fan-out and arrives
+# in one reply with everything else that came meanwhile.
 {
-    my $d = Stack->new(workers => 1, env => {PGCHAT_BATCH_MS => 2000});
+    my $d = Stack->new(workers => 1, env => {PGCHAT_BATCH_MS => 2000,
+                                             PGCHAT_BATCH_READERS => 1});
     my $id = $d->join_nick('batcher', 'busy');
     my $head = head_of($d, 'busy');
     my $w = $d->get_async("/recv?since=$head&room=busy");
@@ -147,6 +149,29 @@ my $b = Stack->new(workers => 1, db => $a->{db}, env => {PGCHAT_RECV_TIMEOUT => 
     is_deeply([map { $_->{text} } @{$json->{messages} // []}], [qw(second third)],
               'right after it, the next two wait for the next fan-out and come in one reply');
     ok($took > 1, sprintf('which is one batch interval after the first (%.2f s)', $took));
+    $d->finish;
+}
+
+# With fewer readers the pause is shorter in proportion: one reader of
+# the default 1000 waits 2 ms of the 2 s, so the message right after a
+# fan-out goes out at once too.
+{
+    my $d = Stack->new(workers => 1, env => {PGCHAT_BATCH_MS => 2000});
+    my $id = $d->join_nick('loner', 'small');
+    my $head = head_of($d, 'small');
+    my $w = $d->get_async("/recv?since=$head&room=small");
+    sleep 0.3;
+    $d->post('/send', {id => $id, room => 'small', text => 'first'});
+    my ($st, $json) = $w->wait;
+    my $t1 = time;
+    $w = $d->get_async("/recv?since=$json->{messages}[-1]{timestamp}&room=small");
+    sleep 0.2;
+    $d->post('/send', {id => $id, room => 'small', text => 'second'});
+    ($st, $json) = $w->wait;
+    my $took = time - $t1;
+    is_deeply([map { $_->{text} } @{$json->{messages} // []}], ['second'],
+              'a room of one reader: the next message goes out alone');
+    ok($took < 1.5, sprintf('without waiting for the 2 s batch interval (%.2f s)', $took));
     $d->finish;
 }
 
