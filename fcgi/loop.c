@@ -33,6 +33,7 @@
 #include "rooms.h"
 #include "stats.h"
 #include "util.h"
+#include "views.h"
 
 #define LOOP_PAGE DELIVER_PAGE
 #define LOOP_TOUCH_MS 5000  /* keep-alives are handed on this often */
@@ -124,6 +125,7 @@ on_fetched(void *arg, struct msg_list *list, int64_t head)
         free(f);
         return;
     }
+    views_prepare(list); /* it stays in the window for the next replies */
     if (list->len) {
         behind = deliver_cursor(rm, f->since, list);
     } else if (head > f->since) {

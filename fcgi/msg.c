@@ -4,16 +4,22 @@
 #include <stdlib.h>
 
 void
+msg_release(struct msg *m)
+{
+    free(m->nick);
+    free(m->type);
+    free(m->text);
+    free(m->mid);
+    free(m->json);
+}
+
+void
 msg_list_free(struct msg_list *list)
 {
     if (!list)
         return;
-    for (size_t i = 0; i < list->len; i++) {
-        free(list->items[i].nick);
-        free(list->items[i].type);
-        free(list->items[i].text);
-        free(list->items[i].mid);
-    }
+    for (size_t i = 0; i < list->len; i++)
+        msg_release(&list->items[i]);
     free(list->items);
     free(list);
 }

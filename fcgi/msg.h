@@ -11,6 +11,9 @@ struct msg {
     char *type; /* owned: "msg", "join" or "part" */
     char *text; /* owned; NULL unless type is "msg" */
     char *mid;  /* owned; NULL unless the send carried one */
+    char *json; /* owned: the message as JSON, made once by views_prepare()
+                   for every reply that carries it; NULL until then */
+    size_t json_len;
 };
 
 struct msg_list {
@@ -18,6 +21,9 @@ struct msg_list {
     size_t len;
     int gap; /* the cursor was moved up to the newest window */
 };
+
+/* Frees what m owns; m itself is the caller's. */
+void msg_release(struct msg *m);
 
 /* Frees every message and the array; list may be NULL. */
 void msg_list_free(struct msg_list *list);

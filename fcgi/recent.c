@@ -20,12 +20,8 @@ recent_init(struct recent *rc)
 static void
 free_items(struct msg *items, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(items[i].nick);
-        free(items[i].type);
-        free(items[i].text);
-        free(items[i].mid);
-    }
+    for (size_t i = 0; i < n; i++)
+        msg_release(&items[i]);
 }
 
 void

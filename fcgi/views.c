@@ -95,42 +95,102 @@ message_object(const struct msg *m)
     return o;
 }
 
-/* Returns {"messages":[...]} for the caller to add to; list may be NULL. */
-static json_object *
-messages_root(const struct msg_list *list)
+/* Appends n bytes to *buf (length *len, capacity *cap). */
+static void
+grow(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
 {
-    json_object *root = json_object_new_object();
-    size_t n = list ? list->len : 0;
-    json_object *arr = json_object_new_array_ext((int)n);
+    if (*len + n + 1 > *cap) {
+        while (*len + n + 1 > *cap)
+            *cap = *cap ? 2 * *cap : 256;
+        *buf = xrealloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
 
-    for (size_t i = 0; i < n; i++)
-        json_object_array_add(arr, message_object(&list->items[i]));
-    json_object_object_add(root, "messages", arr); /* root takes arr */
-    return root;
+/* Returns m as JSON, the caller's to free. */
+static char *
+message_json(const struct msg *m, size_t *len)
+{
+    return finish(message_object(m), len);
+}
+
+void
+views_prepare(struct msg_list *list)
+{
+    for (size_t i = 0; i < list->len; i++)
+        if (!list->items[i].json)
+            list->items[i].json =
+                message_json(&list->items[i], &list->items[i].json_len);
+}
+
+/* Appends m's JSON: the one views_prepare() made, or one made now. */
+static void
+grow_message(char **buf, size_t *len, size_t *cap, const struct msg *m)
+{
+    size_t n;
+    char *json;
+
+    if (m->json) {
+        grow(buf, len, cap, m->json, m->json_len);
+        return;
+    }
+    json = message_json(m, &n);
+    grow(buf, len, cap, json, n);
+    free(json);
+}
+
+/* Starts {"messages":[...] for the caller to close; list may be NULL. A
+ * reply to thousands of readers is made of the messages' own JSON, each
+ * made once when it reached the room's window, not of new json-c objects
+ * for every reply (json-c's serialisation of the same message is what is
+ * copied, so the bytes are the same). */
+static char *
+messages_begin(const struct msg_list *list, size_t *len, size_t *cap)
+{
+    static const char head[] = "{\"messages\":[";
+    size_t n = list ? list->len : 0;
+    char *out = NULL;
+
+    *len = 0;
+    *cap = 0;
+    grow(&out, len, cap, head, sizeof(head) - 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            grow(&out, len, cap, ",", 1);
+        grow_message(&out, len, cap, &list->items[i]);
+    }
+    grow(&out, len, cap, "]", 1);
+    return out;
 }
 
 char *
 views_messages(const struct msg_list *list, long long rss, int ping,
                size_t *len)
 {
-    json_object *root = messages_root(list);
+    size_t cap;
+    char *out = messages_begin(list, len, &cap);
+    char tail[64];
+    int k = snprintf(tail, sizeof(tail), ",\"rss\":%lld%s%s}", rss,
+                     list && list->gap ? ",\"gap\":true" : "",
+                     ping ? ",\"ping\":true" : "");
 
-    json_object_object_add(root, "rss", json_object_new_int64(rss));
-    if (list && list->gap)
-        json_object_object_add(root, "gap", json_object_new_boolean(1));
-    if (ping)
-        json_object_object_add(root, "ping", json_object_new_boolean(1));
-    return finish(root, len);
+    grow(&out, len, &cap, tail, (size_t)k);
+    return out;
 }
 
 char *
 views_history(const struct msg_list *list, int more, long long rss, size_t *len)
 {
-    json_object *root = messages_root(list);
+    size_t cap;
+    char *out = messages_begin(list, len, &cap);
+    char tail[64];
+    int k = snprintf(tail, sizeof(tail), ",\"more\":%s,\"rss\":%lld}",
+                     more ? "true" : "false", rss);
 
-    json_object_object_add(root, "more", json_object_new_boolean(more));
-    json_object_object_add(root, "rss", json_object_new_int64(rss));
-    return finish(root, len);
+    grow(&out, len, &cap, tail, (size_t)k);
+    return out;
 }
 
 char *
@@ -164,20 +224,6 @@ views_stats(const struct views_stats *s, size_t *len)
     return finish(root, len);
 }
 
-/* Appends n bytes to *buf (length *len, capacity *cap). */
-static void
-grow(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        while (*len + n + 1 > *cap)
-            *cap = *cap ? 2 * *cap : 256;
-        *buf = xrealloc(*buf, *cap);
-    }
-    memcpy(*buf + *len, p, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-}
-
 char *
 views_events(const struct msg_list *list, size_t *len)
 {
@@ -189,18 +235,14 @@ views_events(const struct msg_list *list, size_t *len)
     if (list->gap)
         grow(&out, len, &cap, gap, sizeof(gap) - 1);
     for (size_t i = 0; i < list->len; i++) {
-        json_object *o = message_object(&list->items[i]);
-        size_t n;
-        const char *json = json_object_to_json_string_length(
-            o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
         char id[40];
         int k = snprintf(id, sizeof(id),
                          "id: %lld\ndata: ", (long long)list->items[i].ts);
 
         grow(&out, len, &cap, id, (size_t)k);
-        grow(&out, len, &cap, json, n); /* JSON has no raw newline */
+        /* JSON has no raw newline */
+        grow_message(&out, len, &cap, &list->items[i]);
         grow(&out, len, &cap, "\n\n", 2);
-        json_object_put(o);
     }
     if (!out)
         out = xstrdup("");

@@ -32,6 +32,10 @@ char *views_who(char *const *nicks, size_t n, long long rss, size_t *len);
 char *views_messages(const struct msg_list *list, long long rss, int ping,
                      size_t *len);
 
+/* Gives every message of list its JSON (msg.json) where it has none yet,
+ * so that the replies that carry it copy it instead of making it again. */
+void views_prepare(struct msg_list *list);
+
 /* The messages as Server-Sent Events: "id: TIMESTAMP\ndata: {message}\n\n"
  * each, after "event: gap\ndata: {}\n\n" when the cursor was moved up. */
 char *views_events(const struct msg_list *list, size_t *len);

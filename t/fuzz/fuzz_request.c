@@ -311,8 +311,8 @@ check_views(const char *s, size_t len, int64_t ts)
 {
     int64_t next = ts < INT64_MAX ? ts + 1 : ts;
     struct msg items[2] = {
-        {ts, (char *)s, "msg", (char *)s, NULL},
-        {next, (char *)s, "join", NULL, NULL},
+        {.ts = ts, .nick = (char *)s, .type = "msg", .text = (char *)s},
+        {.ts = next, .nick = (char *)s, .type = "join"},
     };
     struct msg_list list = {items, 2, (int)(ts & 1)};
     char *nicks[] = {(char *)s, "x"};

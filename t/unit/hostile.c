@@ -137,7 +137,8 @@ put_utf8(char *out, unsigned cp)
 static int
 round_trips(const char *text, int64_t ts)
 {
-    struct msg m = {ts, "nick", "msg", (char *)text, NULL};
+    struct msg m = {
+        .ts = ts, .nick = "nick", .type = "msg", .text = (char *)text};
     struct msg_list list = {&m, 1, 0};
     size_t len;
     char *body = views_messages(&list, ts, 0, &len);

@@ -20,10 +20,17 @@ main(void)
     size_t len;
     char *nicks[] = {"alice", "bob"};
     struct msg items[] = {
-        {1000, "alice", "join", NULL, NULL},
-        {1001, "alice", "msg", "<b>\"hi\"</b> \\ / \n caf\xc3\xa9", NULL},
-        {1002, "alice", "part", NULL, NULL},
-        {1003, "bob", "msg", "again", "m-1_x"},
+        {.ts = 1000, .nick = "alice", .type = "join"},
+        {.ts = 1001,
+         .nick = "alice",
+         .type = "msg",
+         .text = "<b>\"hi\"</b> \\ / \n caf\xc3\xa9"},
+        {.ts = 1002, .nick = "alice", .type = "part"},
+        {.ts = 1003,
+         .nick = "bob",
+         .type = "msg",
+         .text = "again",
+         .mid = "m-1_x"},
     };
     struct msg_list with_mid = {items + 3, 1, 0};
     struct msg_list list = {items, 3, 0};
@@ -58,6 +65,40 @@ main(void)
           "{\"messages\":[{\"nick\":\"bob\",\"type\":\"msg\",\"text\":"
           "\"again\",\"timestamp\":1003,\"mid\":\"m-1_x\"}],\"rss\":9}",
           "a message sent with a mid carries it");
+    {
+        /* The JSON made once for the window gives the same bytes. */
+        char *fresh = views_messages(&list, 9, 0, &len);
+        char *events = views_events(&list, &len);
+
+        views_prepare(&list);
+        ok(list.items[1].json &&
+               list.items[1].json_len == strlen(list.items[1].json),
+           "prepare gives each message its JSON");
+        check(views_messages(&list, 9, 0, &len), fresh,
+              "a body from prepared messages is the same, byte for byte");
+        check(views_events(&list, &len), events,
+              "and so are the events made from them");
+        check(views_history(&list, 1, 9, &len),
+              "{\"messages\":["
+              "{\"nick\":\"alice\",\"type\":\"join\",\"timestamp\":1000},"
+              "{\"nick\":\"alice\",\"type\":\"msg\","
+              "\"text\":\"<b>\\\"hi\\\"</b> \\\\ / \\n caf\xc3\xa9\","
+              "\"timestamp\":1001},"
+              "{\"nick\":\"alice\",\"type\":\"part\",\"timestamp\":1002}"
+              "],\"more\":true,\"rss\":9}",
+              "a history page: messages, more, rss");
+        check(views_events(&gap, &len),
+              "event: gap\ndata: {}\n\nid: 1001\ndata: {\"nick\":\"alice\","
+              "\"type\":\"msg\",\"text\":\"<b>\\\"hi\\\"</b> \\\\ / \\n "
+              "caf\xc3\xa9\",\"timestamp\":1001}\n\n",
+              "events: the gap first, then id and data, no raw newline");
+        for (size_t i = 0; i < 3; i++) {
+            free(list.items[i].json);
+            list.items[i].json = NULL;
+        }
+        free(fresh);
+        free(events);
+    }
     check(views_sent(4, 1700000000123LL, &len),
           "{\"rss\":4,\"timestamp\":1700000000123}",
           "a send's reply has the stored message's timestamp");
