@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "archive.h"
 #include "config.h"
 #include "loop.h"
 #include "request.h"
@@ -96,7 +97,7 @@ cross_site(const struct req *r)
 }
 
 static struct job *
-job_new(struct req *r, enum writer_kind kind, const char *room)
+job_new(struct req *r, enum job_kind kind, const char *room)
 {
     struct job *j = xcalloc(1, sizeof(*j));
 
@@ -112,7 +113,7 @@ handle_who(struct req *r)
     const char *room;
 
     if (take_room(r, &room) == 0)
-        writer_submit(job_new(r, WRITER_WHO, room));
+        writer_submit(job_new(r, JOB_WHO, room));
 }
 
 static void
@@ -127,7 +128,7 @@ handle_join(struct req *r)
     }
     if (take_room(r, &room) < 0)
         return;
-    j = job_new(r, WRITER_JOIN, room);
+    j = job_new(r, JOB_JOIN, room);
     j->nick = nick;
     j->addr = req_env(r, "REMOTE_ADDR");
     j->token = token_new();
@@ -151,7 +152,7 @@ handle_part(struct req *r)
         req_ok(r); /* names no session: nothing to end */
         return;
     }
-    j = job_new(r, WRITER_PART, room);
+    j = job_new(r, JOB_PART, room);
     j->id = id;
     writer_submit(j);
 }
@@ -192,7 +193,7 @@ handle_send(struct req *r)
     case VALID_TEXT_OK:
         break;
     }
-    j = job_new(r, WRITER_SEND, room);
+    j = job_new(r, JOB_SEND, room);
     j->id = id;
     j->text = text;
     j->mid = mid;
@@ -295,10 +296,10 @@ handle_history(struct req *r)
         req_error(r, 400, "Bad limit");
         return;
     }
-    j = job_new(r, WRITER_HISTORY, room);
+    j = job_new(r, JOB_HISTORY, room);
     j->before = v_before;
     j->limit = (int)v_limit;
-    writer_submit(j);
+    archive_submit(j);
 }
 
 #define SEARCH_LIMIT_DEFAULT 20
@@ -326,16 +327,16 @@ handle_search(struct req *r)
         req_error(r, 400, "Bad limit");
         return;
     }
-    j = job_new(r, WRITER_SEARCH, room);
+    j = job_new(r, JOB_SEARCH, room);
     j->query = q;
     j->limit = (int)v_limit;
-    writer_submit(j);
+    archive_submit(j);
 }
 
 static void
 handle_stats(struct req *r)
 {
-    writer_submit(job_new(r, WRITER_STATS, NULL));
+    writer_submit(job_new(r, JOB_STATS, NULL));
 }
 
 /* GET /metrics: the whole responder's counters, every worker's, in the

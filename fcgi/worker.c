@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "accept.h"
+#include "archive.h"
 #include "ev.h"
 #include "loop.h"
 #include "routes.h"
@@ -71,9 +72,12 @@ finish(void)
     server_stop();
     loop_stop();
     writer_stop();
-    while ((!writer_done() || server_busy()) && mono_ms() < deadline)
+    archive_stop();
+    while ((!writer_done() || !archive_done() || server_busy()) &&
+           mono_ms() < deadline)
         round_trip(50);
     writer_join();
+    archive_join();
     ev_run_posted();
     loop_close();
 }
@@ -105,8 +109,8 @@ worker_run(int listen_fd, int write_fd, int ready_fd)
     sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
     if (sig.fd < 0 || ev_init() < 0 || ev_add(&sig, EV_IN) < 0 ||
-        writer_start() < 0 || loop_init(writer_touch) < 0 ||
-        server_init(&cb) < 0 ||
+        writer_start() < 0 || archive_start() < 0 ||
+        loop_init(writer_touch) < 0 || server_init(&cb) < 0 ||
         accept_init(listen_fd, write_fd, server_adopt) < 0) {
         log_error("cannot start the worker: %s", strerror(errno));
         exit(1);

@@ -42,24 +42,6 @@ static struct {
     int64_t next_prune;
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static void
-job_error(struct job *j, int status, const char *message)
-{
-    req_error(j->req, status, message);
-    free(j->token);
-    free(j);
-}
-
-/* Answers 200 with body, and j's cookie line when a join or part set one
- * (j->cookie is empty otherwise). */
-static void
-job_reply(struct job *j, const char *body, size_t len)
-{
-    req_reply_with(j->req, 200, j->cookie, body, len);
-    free(j->token);
-    free(j);
-}
-
 void
 writer_submit(struct job *j)
 {
@@ -202,46 +184,6 @@ do_stats(struct job *j)
     free(body);
 }
 
-/* Reads go through the writer's connection, the worker's only one that may
- * wait: the loop thread never does. One page is one index scan. */
-static void
-do_history(struct job *j)
-{
-    int more;
-    struct msg_list *list =
-        store_history(W.pg, j->room, j->before, j->limit, &more);
-    size_t len;
-    char *body;
-
-    if (!list) {
-        job_error(j, 503, REQ_DB_DOWN);
-        return;
-    }
-    body = views_history(list, more, rss_current(), &len);
-    job_reply(j, body, len);
-    free(body);
-    msg_list_free(list);
-}
-
-/* A search is a read like a page of history: one scan of the GIN index on
- * the messages' text, then at most limit rows by time. */
-static void
-do_search(struct job *j)
-{
-    struct msg_list *list = store_search(W.pg, j->room, j->query, j->limit);
-    size_t len;
-    char *body;
-
-    if (!list) {
-        job_error(j, 503, REQ_DB_DOWN);
-        return;
-    }
-    body = views_messages(list, rss_current(), 0, &len);
-    job_reply(j, body, len);
-    free(body);
-    msg_list_free(list);
-}
-
 /* Takes the n jobs in sends: stores them in one transaction. */
 static void
 do_sends(struct job **sends, size_t n)
@@ -317,25 +259,23 @@ run_batch(struct job *list)
 
         list = j->next;
         switch (j->kind) {
-        case WRITER_JOIN:
+        case JOB_JOIN:
             do_join(j);
             break;
-        case WRITER_PART:
+        case JOB_PART:
             do_part(j);
             break;
-        case WRITER_WHO:
+        case JOB_WHO:
             do_who(j);
             break;
-        case WRITER_STATS:
+        case JOB_STATS:
             do_stats(j);
             break;
-        case WRITER_HISTORY:
-            do_history(j);
+        case JOB_HISTORY:
+        case JOB_SEARCH: /* archive.c's: routes.c sends them there */
+            job_error(j, 500, "Internal server error");
             break;
-        case WRITER_SEARCH:
-            do_search(j);
-            break;
-        case WRITER_SEND:
+        case JOB_SEND:
             if (!allowed(j)) {
                 job_error(j, 429, "Too many messages, slow down");
                 break;

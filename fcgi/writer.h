@@ -7,31 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "request.h"
-
-enum writer_kind {
-    WRITER_JOIN = 1,
-    WRITER_PART,
-    WRITER_WHO,
-    WRITER_SEND,
-    WRITER_STATS,
-    WRITER_HISTORY,
-    WRITER_SEARCH,
-};
-
-/* One request for the writer. The strings are borrowed from req. */
-struct job {
-    struct req *req; /* owned until answered */
-    enum writer_kind kind;
-    const char *room, *nick, *id, *text, *addr;
-    const char *mid;   /* a send's; NULL: none */
-    int64_t before;    /* a read's cursor */
-    const char *query; /* a search's */
-    int limit;         /* a read's page size */
-    char *token;       /* owned: a new session's */
-    char cookie[256];  /* the Set-Cookie line of a join or part */
-    struct job *next;
-};
+#include "job.h"
 
 /* Starts the thread and its database connection. Returns 0 or -1. */
 int writer_start(void);

@@ -52,6 +52,20 @@ for my $i (1 .. 8) {
 ok($join{429} && $join{200}, "nginx limits joins per address ($join{200} accepted, $join{429} refused)");
 is($raw429, '{"error":"Too many requests, slow down"}', 'with a JSON error too');
 
+# Searches, per client address in nginx: a burst of 10, then 2 a second.
+my %search;
+for my $i (1 .. 16) {
+    my ($qst, undef, $qraw) = $s->get("/search?q=word$i");
+    $search{$qst}++;
+    $raw429 = $qraw if $qst == 429;
+}
+ok(($search{200} // 0) >= 10 && ($search{200} // 0) < 16 && $search{429},
+   sprintf('nginx limits searches per address (%d answered, %d refused)',
+           $search{200} // 0, $search{429} // 0));
+is($raw429, '{"error":"Too many requests, slow down"}', 'with a JSON error');
+my ($hist_ok) = grep { ($s->get('/history'))[0] != 200 } 1 .. 20;
+ok(!$hist_ok, '20 pages of history right after are all answered');
+
 # Nothing secret or private in the logs or the database.
 my $secret_text = 'my secret message ' . int(rand(1e9));
 $s->post('/send', {id => $id, text => $secret_text}) for 1;

@@ -105,6 +105,42 @@ sub texts { map { $_->{text} // () } @{$_[0]{messages} // []} }
     $s->finish;
 }
 
+# --- the archive's backend frozen ---------------------------------------
+# /history and /search have a connection of their own: a read that hangs
+# (or a slow search) holds up no send.
+{
+    my $s = Stack->new(workers => 1, env => {PGCHAT_DB_TIMEOUT => 2});
+    my $id = $s->join_nick('dave');
+    is(scalar(backend($s, 'pgchat-archive')), 0,
+       'no archive connection before the first read');
+    my ($hst) = $s->get('/history');
+    is($hst, 200, 'a page of history');
+    my ($archive) = backend($s, 'pgchat-archive');
+    ok($archive, 'read on a connection of its own, named pgchat-archive');
+    freeze($archive);
+    my $page = $s->get_async('/history');
+    my $search = $s->get_async('/search?q=anything');
+    sleep 0.3;
+    my $t0 = time;
+    my ($status) = $s->post('/send', {id => $id, text => 'past a stuck read'});
+    my $took = time - $t0;
+    is($status, 200, 'a send is stored while a read hangs');
+    ok($took < 1.5, sprintf('at once (%.2f s), not after the read\'s 2 s bound', $took));
+    # Whichever of the two came first hangs and is given up; the other is
+    # answered after it, on a new connection.
+    my @got = ([$page->wait], [$search->wait]);
+    my @refused = grep { $_->[0] == 503 } @got;
+    ok(@refused >= 1, 'the hanging read is given up with 503 ('
+       . join(' and ', map { $_->[0] } @got) . ')');
+    ok(!grep({ !($_->[1] && $_->[1]{error}) } @refused), 'with a JSON error');
+    ok(!grep({ $_->[0] != 503 && $_->[0] != 200 } @got), 'the one queued behind it is answered');
+    thaw($archive);
+    my ($again, $json) = $s->get('/history');
+    is($again, 200, 'the next page comes, on a new connection');
+    is_deeply([texts($json)], ['past a stuck read'], 'with the message');
+    $s->finish;
+}
+
 # --- the re-read after a new LISTEN, timed --------------------------------
 # With a 20 s ping, only the re-read of every room with parked readers gets
 # a message sent while LISTEN was down to them in time.

@@ -1,0 +1,23 @@
+/* archive.h -- the worker's archive thread: /history and /search on a
+ * connection of their own, so that no read holds up a send.
+ */
+#ifndef PGCHAT_ARCHIVE_H
+#define PGCHAT_ARCHIVE_H
+
+#include "job.h"
+
+/* Starts the thread; its connection opens with the first read. Returns 0
+ * or -1. */
+int archive_start(void);
+
+/* Takes j (a JOB_HISTORY or JOB_SEARCH job, allocated with xcalloc):
+ * queues it; the archive thread answers. Safe from any thread. */
+void archive_submit(struct job *j);
+
+/* Tells the thread to answer what is queued and stop; archive_done() says
+ * when it has, archive_join() then frees it. */
+void archive_stop(void);
+int archive_done(void);
+void archive_join(void);
+
+#endif
