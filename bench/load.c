@@ -750,7 +750,7 @@ static struct {
         pid_t pid;
     } cpu[MAX_CPU];
     int threads, interval_ms, rooms, max_connecting, ramp, pass_id;
-    int stream; /* -S: readers keep one event stream open */
+    int stream;       /* -S: readers keep one event stream open */
     double send_rate; /* messages a second, all senders together; 0: flat out */
     double settle, drain, stall;
     pid_t server;
@@ -783,7 +783,7 @@ static struct {
     size_t senders;
     /* rooms mode: readers in nrooms rooms, senders to random ones */
     size_t nrooms;
-    char (*room_names)[120]; /* URL-encoded */
+    char (*room_names)[120];         /* URL-encoded */
     const struct session *room_sess; /* one per room (pgchat) */
     uint32_t *msg_room;              /* the room of each msgno */
 } G;
@@ -842,7 +842,7 @@ struct conn {
     int64_t t_req;    /* now_us() just before the request was written */
     int64_t deadline; /* mono_ms() by which the reply must be in */
     int64_t retry_at; /* mono_ms() of the next try, while in the retry list */
-    int room; /* rooms mode: the reader's room; -1: G.room */
+    int room;         /* rooms mode: the reader's room; -1: G.room */
     char lm[64], etag[64]; /* nchan's cursor */
     struct sse *sse;       /* -S readers: the stream being read */
     int streaming;         /* ... whose response's headers are in */
@@ -1072,7 +1072,7 @@ static const char *
 reader_cookie(const struct conn *c)
 {
     return c->room >= 0 && G.room_sess ? G.room_sess[c->room].cookie
-                                        : G.reader_cookie;
+                                       : G.reader_cookie;
 }
 
 /* A streaming reader's request: pgchat's /events or nchan's EventSource
@@ -1119,13 +1119,12 @@ conn_request(struct conn *c)
                          c->etag[0] ? "If-None-Match: " : "", c->etag,
                          c->etag[0] ? "\r\n" : "");
         else
-            n = snprintf(c->wbuf, size,
-                         "GET %s/recv?since=%" PRId64
-                         "&room=%s%s%s HTTP/1.1\r\n"
-                         "Host: %s\r\n\r\n",
-                         target.prefix, c->since, room_name(c->room),
-                         G.reader_id[0] ? "&id=" : "", G.reader_id,
-                         target.hostport);
+            n = snprintf(
+                c->wbuf, size,
+                "GET %s/recv?since=%" PRId64 "&room=%s%s%s HTTP/1.1\r\n"
+                "Host: %s\r\n\r\n",
+                target.prefix, c->since, room_name(c->room),
+                G.reader_id[0] ? "&id=" : "", G.reader_id, target.hostport);
         c->deadline = mono_ms() + RECV_TIMEOUT_MS;
         break;
     case SENDER: {
@@ -1857,8 +1856,7 @@ send_one(struct bconn *b, const struct session *s, uint64_t msgno,
 
     if (opt.proto == P_NCHAN) {
         snprintf(path, sizeof(path), "/pub/%s", s->room);
-        snprintf(text, sizeof(text), "b:%" PRIu64 ":%" PRId64, msgno,
-                 now_us());
+        snprintf(text, sizeof(text), "b:%" PRIu64 ":%" PRId64, msgno, now_us());
         return breq(b, "POST", path, text, t_write);
     }
     snprintf(path, sizeof(path),
@@ -2134,7 +2132,8 @@ cpu_ticks(long long *ticks)
             continue;
         /* after "pid (comm) ": state ppid pgrp session tty tpgid flags
          * minflt cminflt majflt cmajflt utime stime */
-        if (sscanf(rp + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+        if (sscanf(rp + 2,
+                   "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
                    &ppid[n], &ut, &st) != 3)
             continue;
         pid[n] = atoi(buf);
@@ -2183,13 +2182,15 @@ static void
 cpu_end(void)
 {
     long long ticks[MAX_CPU];
-    double wall = mono_us() / 1e6 - cpu_start.wall, hz = (double)sysconf(_SC_CLK_TCK);
+    double wall = mono_us() / 1e6 - cpu_start.wall,
+           hz = (double)sysconf(_SC_CLK_TCK);
     char key[80];
 
     cpu_ticks(ticks);
     for (int k = 0; k < opt.ncpu; k++) {
         snprintf(key, sizeof(key), "cpu_%s_pct", opt.cpu[k].name);
-        emit_num(key, 100 * (double)(ticks[k] - cpu_start.ticks[k]) / hz / wall);
+        emit_num(key,
+                 100 * (double)(ticks[k] - cpu_start.ticks[k]) / hz / wall);
     }
     emit_num("cpu_load_pct", 100 * (cpu_seconds() - cpu_start.self) / wall);
     emit_num("cpu_window_s", wall);
@@ -2756,8 +2757,7 @@ mode_rooms(size_t n, size_t r, double seconds)
     for (size_t i = 0; i < r; i++) {
         char nick[40];
 
-        snprintf(G.room_names[i], sizeof(G.room_names[i]), "%s-%zu", G.room,
-                 i);
+        snprintf(G.room_names[i], sizeof(G.room_names[i]), "%s-%zu", G.room, i);
         snprintf(nick, sizeof(nick), "s%dr%zu", (int)getpid(), i);
         if (join_session(&b, G.room_names[i], nick, &sess[i]) < 0)
             return -1;
