@@ -15,6 +15,19 @@
  * from the last reply, messages are POSTed to /pub/ROOM, and a reply's
  * body is the message itself.
  *
+ * -S makes the readers of every mode stream instead of polling: each opens
+ * one EventSource stream (Accept: text/event-stream) and keeps it, pgchat's
+ * GET /events?since=T&room=R with the room's session cookie from /join
+ * (pgchat_ROOM=ID, as a browser sends it), nchan's EventSource subscriber
+ * on the same /sub/ROOM. Each event is one message: pgchat's data is the
+ * message as in /recv, nchan's the body itself; pgchat's "event: gap" is
+ * its explicit gap. A stream the server ends (nchan's subscriber timeout)
+ * is opened again at once with Last-Event-ID, as EventSource would after
+ * its retry delay. A streaming reader counts as parked from the moment its
+ * response's headers are in. The framing and the event lines are read by
+ * sse.c, cut anywhere (nginx sends pgchat's stream chunked, nchan its own
+ * until it closes).
+ *
  * Every client is one keep-alive TCP connection driven by an epoll loop.
  * The loops (one per thread, -t, default 1) never block; the main thread
  * only orchestrates: it joins the sessions, sends the fan-out messages from
@@ -50,6 +63,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "sse.h"
 
 #define MAX_MSGS (1u << 24)   /* message numbers in one run */
 #define RECV_TIMEOUT_MS 35000 /* the server pings after 20 s */
@@ -246,6 +261,10 @@ struct resp {
     size_t body_len;
     const char *lm, *etag; /* nchan's cursor: Last-Modified, Etag */
     size_t lm_len, etag_len;
+    const char *cookie; /* Set-Cookie's name=value, without attributes */
+    size_t cookie_len;
+    int chunked;
+    long clen; /* Content-Length, or -1 */
 };
 
 /* Does header line p[0..n) start with name (lower case, with colon)?
@@ -313,16 +332,14 @@ chunks(char *buf, size_t len, size_t pos, size_t *out, int compact)
     }
 }
 
-/* Parses the response at the start of buf[0..len). Returns the bytes it
- * takes when complete, 0 when more are needed, -1 when it is no HTTP.
- * at_eof: the peer closed, so a body without a length ends here. */
+/* Parses the status line and headers at the start of buf[0..len) into r
+ * (r->body and r->body_len are left alone). Returns their length when they
+ * are all in, 0 when more are needed, -1 when it is no HTTP. */
 static long
-http_parse(char *buf, size_t len, int at_eof, struct resp *r)
+http_head(char *buf, size_t len, struct resp *r)
 {
     char *end = memmem(buf, len, "\r\n\r\n", 4), *p;
     size_t hlen;
-    long clen = -1;
-    int chunked = 0;
 
     if (!end)
         return len > 65536 ? -1 : 0;
@@ -331,15 +348,17 @@ http_parse(char *buf, size_t len, int at_eof, struct resp *r)
         return -1;
     r->status = atoi(buf + 9);
     r->close = buf[7] == '0'; /* HTTP/1.0 closes unless told otherwise */
-    r->lm = r->etag = NULL;
-    r->lm_len = r->etag_len = 0;
+    r->lm = r->etag = r->cookie = NULL;
+    r->lm_len = r->etag_len = r->cookie_len = 0;
+    r->chunked = 0;
+    r->clen = -1;
     for (p = (char *)memchr(buf, '\n', hlen) + 1; p < buf + hlen - 2;) {
         char *eol = memchr(p, '\n', (size_t)(buf + hlen - p));
         size_t n = (size_t)(eol - p);
         const char *v;
 
         if (header_is(p, n, "content-length:", &v))
-            clen = strtol(v, NULL, 10);
+            r->clen = strtol(v, NULL, 10);
         else if (header_is(p, n, "last-modified:", &v)) {
             while (*v == ' ')
                 v++;
@@ -350,8 +369,13 @@ http_parse(char *buf, size_t len, int at_eof, struct resp *r)
                 v++;
             r->etag = v;
             r->etag_len = (size_t)(eol - v) - (eol[-1] == '\r');
+        } else if (header_is(p, n, "set-cookie:", &v)) {
+            while (*v == ' ')
+                v++;
+            r->cookie = v;
+            r->cookie_len = strcspn(v, ";\r\n");
         } else if (header_is(p, n, "transfer-encoding:", &v))
-            chunked = has_word(v, (size_t)(eol - v), "chunked");
+            r->chunked = has_word(v, (size_t)(eol - v), "chunked");
         else if (header_is(p, n, "connection:", &v)) {
             if (has_word(v, (size_t)(eol - v), "close"))
                 r->close = 1;
@@ -360,11 +384,26 @@ http_parse(char *buf, size_t len, int at_eof, struct resp *r)
         }
         p = eol + 1;
     }
+    return (long)hlen;
+}
+
+/* Parses the response at the start of buf[0..len). Returns the bytes it
+ * takes when complete, 0 when more are needed, -1 when it is no HTTP.
+ * at_eof: the peer closed, so a body without a length ends here. */
+static long
+http_parse(char *buf, size_t len, int at_eof, struct resp *r)
+{
+    long head = http_head(buf, len, r);
+    size_t hlen;
+
+    if (head <= 0)
+        return head;
+    hlen = (size_t)head;
     r->body = buf + hlen;
     r->body_len = 0;
     if (r->status < 200 || r->status == 204 || r->status == 304)
         return (long)hlen;
-    if (chunked) {
+    if (r->chunked) {
         size_t out = hlen;
         long n = chunks(buf, len, hlen, &out, 0);
 
@@ -374,11 +413,11 @@ http_parse(char *buf, size_t len, int at_eof, struct resp *r)
         r->body_len = out - hlen;
         return n;
     }
-    if (clen >= 0) {
-        if (len < hlen + (size_t)clen)
+    if (r->clen >= 0) {
+        if (len < hlen + (size_t)r->clen)
             return 0;
-        r->body_len = (size_t)clen;
-        return (long)(hlen + (size_t)clen);
+        r->body_len = (size_t)r->clen;
+        return (long)(hlen + (size_t)r->clen);
     }
     if (!at_eof)
         return 0;
@@ -536,6 +575,33 @@ struct msg_in {
 
 typedef void (*msg_fn)(void *ctx, const struct msg_in *m);
 
+/* Reads one message object, p[0..e), into *m (which borrows from p).
+ * Returns 0, or -1 when it is no message object. */
+static int
+parse_message(const char *p, const char *e, struct msg_in *m)
+{
+    struct js_iter obj = {p, e, 0};
+    const char *key, *val;
+    size_t klen;
+    int r;
+
+    m->text = NULL;
+    m->text_len = 0;
+    m->ts = 0;
+    m->has_ts = 0;
+    while ((r = js_next(&obj, '{', &key, &klen, &val)) == 1) {
+        if (key_is(key, klen, "text") && *val == '"')
+            js_str(val, obj.p, &m->text, &m->text_len);
+        else if (key_is(key, klen, "timestamp")) {
+            /* node_chat servers send it as a number or as a string of
+             * digits */
+            m->ts = strtoll(val + (*val == '"'), NULL, 10);
+            m->has_ts = 1;
+        }
+    }
+    return r < 0 ? -1 : 0;
+}
+
 /* Walks a /recv reply: calls fn for each message, sets *ping and *gap.
  * Returns the number of messages, or -1 when the body is no /recv reply. */
 static int
@@ -560,20 +626,9 @@ parse_recv(const char *body, size_t len, int *ping, int *gap, msg_fn fn,
 
             count = 0;
             while ((r = js_next(&arr, '[', &k2, &kl2, &v2)) == 1) {
-                struct js_iter obj = {v2, arr.p, 0};
-                struct msg_in m = {NULL, 0, 0, 0};
+                struct msg_in m;
 
-                while ((r = js_next(&obj, '{', &k2, &kl2, &v2)) == 1) {
-                    if (key_is(k2, kl2, "text") && *v2 == '"')
-                        js_str(v2, obj.p, &m.text, &m.text_len);
-                    else if (key_is(k2, kl2, "timestamp")) {
-                        /* node_chat servers send it as a number or as
-                         * a string of digits */
-                        m.ts = strtoll(v2 + (*v2 == '"'), NULL, 10);
-                        m.has_ts = 1;
-                    }
-                }
-                if (r < 0)
+                if (parse_message(v2, arr.p, &m) < 0)
                     return -1;
                 fn(ctx, &m);
                 count++;
@@ -695,6 +750,7 @@ static struct {
         pid_t pid;
     } cpu[MAX_CPU];
     int threads, interval_ms, rooms, max_connecting, ramp, pass_id;
+    int stream;       /* -S: readers keep one event stream open */
     double send_rate; /* messages a second, all senders together; 0: flat out */
     double settle, drain, stall;
     pid_t server;
@@ -713,6 +769,7 @@ enum phase { PH_HOLD, PH_SEND, PH_STOP, PH_EXIT };
 
 struct session {
     char nick[40], room[80], id[160]; /* id and room: URL-encoded */
+    char cookie[256]; /* what /join set: "pgchat_ROOM=ID", or "" */
 };
 
 static struct {
@@ -721,11 +778,12 @@ static struct {
     atomic_uint_fast64_t *accepted; /* bitmap of msgnos answered 200 */
     char room[80];                  /* the readers', URL-encoded */
     char reader_id[160];            /* passed by readers with -I */
+    char reader_cookie[256];        /* sent by streaming readers */
     const char *get_path;
     size_t senders;
     /* rooms mode: readers in nrooms rooms, senders to random ones */
     size_t nrooms;
-    char (*room_names)[120]; /* URL-encoded */
+    char (*room_names)[120];         /* URL-encoded */
     const struct session *room_sess; /* one per room (pgchat) */
     uint32_t *msg_room;              /* the room of each msgno */
 } G;
@@ -784,8 +842,12 @@ struct conn {
     int64_t t_req;    /* now_us() just before the request was written */
     int64_t deadline; /* mono_ms() by which the reply must be in */
     int64_t retry_at; /* mono_ms() of the next try, while in the retry list */
-    int room; /* rooms mode: the reader's room; -1: G.room */
+    int room;         /* rooms mode: the reader's room; -1: G.room */
     char lm[64], etag[64]; /* nchan's cursor */
+    struct sse *sse;       /* -S readers: the stream being read */
+    int streaming;         /* ... whose response's headers are in */
+    int parked;            /* counted in readers_waiting */
+    long comments;         /* the stream's comment lines counted as pings */
     /* readers */
     int64_t since;
     uint64_t *seen; /* bitmap of the msgnos received */
@@ -840,6 +902,21 @@ sum_stat(size_t offset)
 
 #define SUM(f) sum_stat(offsetof(struct stats, f))
 
+/* Whether reader c counts as parked: a long-poll reader from the moment
+ * its request is written until the reply, a streaming one while its
+ * stream is open. */
+static void
+set_parked(struct conn *c, int on)
+{
+    if (on == c->parked)
+        return;
+    c->parked = on;
+    if (on)
+        INC(c->w, readers_waiting);
+    else
+        DEC(c->w, readers_waiting);
+}
+
 static void conn_next(struct conn *c);
 
 static void
@@ -877,8 +954,8 @@ conn_close(struct conn *c, int abort)
     }
     if (c->state == CONNECTING)
         c->w->connecting--;
-    if (c->state == WAITING && c->role == READER)
-        DEC(c->w, readers_waiting);
+    set_parked(c, 0);
+    c->streaming = 0;
     if ((c->state == WAITING || c->state == WRITING) && c->role != READER)
         DEC(c->w, inflight);
     close(c->fd);
@@ -985,9 +1062,40 @@ conn_flush(struct conn *c)
         c->woff += (size_t)n;
     }
     c->state = WAITING;
-    if (c->role == READER)
-        INC(c->w, readers_waiting);
+    if (c->role == READER && !opt.stream)
+        set_parked(c, 1);
     epoll_set(c, 0);
+}
+
+/* The session cookie a streaming reader sends, as its browser would. */
+static const char *
+reader_cookie(const struct conn *c)
+{
+    return c->room >= 0 && G.room_sess ? G.room_sess[c->room].cookie
+                                       : G.reader_cookie;
+}
+
+/* A streaming reader's request: pgchat's /events or nchan's EventSource
+ * subscriber, resuming after the last event it got, if any. */
+static int
+stream_request(struct conn *c, char *buf, size_t size)
+{
+    const char *id = c->sse->id, *cookie = reader_cookie(c);
+    char last[160] = "", path[512];
+
+    if (id[0])
+        snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
+    if (opt.proto == P_NCHAN)
+        snprintf(path, sizeof(path), "%s/sub/%s", target.prefix,
+                 room_name(c->room));
+    else
+        snprintf(path, sizeof(path), "%s/events?since=%" PRId64 "&room=%s",
+                 target.prefix, c->since, room_name(c->room));
+    return snprintf(buf, size,
+                    "GET %s HTTP/1.1\r\nHost: %s\r\n"
+                    "Accept: text/event-stream\r\n%s%s%s%s\r\n",
+                    path, target.hostport, last, cookie[0] ? "Cookie: " : "",
+                    cookie, cookie[0] ? "\r\n" : "");
 }
 
 static void
@@ -999,7 +1107,9 @@ conn_request(struct conn *c)
     c->t_req = now_us();
     switch (c->role) {
     case READER:
-        if (opt.proto == P_NCHAN)
+        if (opt.stream)
+            n = stream_request(c, c->wbuf, size);
+        else if (opt.proto == P_NCHAN)
             n = snprintf(c->wbuf, size,
                          "GET %s/sub/%s HTTP/1.1\r\nHost: %s\r\n"
                          "%s%s%s%s%s%s\r\n",
@@ -1009,13 +1119,12 @@ conn_request(struct conn *c)
                          c->etag[0] ? "If-None-Match: " : "", c->etag,
                          c->etag[0] ? "\r\n" : "");
         else
-            n = snprintf(c->wbuf, size,
-                         "GET %s/recv?since=%" PRId64
-                         "&room=%s%s%s HTTP/1.1\r\n"
-                         "Host: %s\r\n\r\n",
-                         target.prefix, c->since, room_name(c->room),
-                         G.reader_id[0] ? "&id=" : "", G.reader_id,
-                         target.hostport);
+            n = snprintf(
+                c->wbuf, size,
+                "GET %s/recv?since=%" PRId64 "&room=%s%s%s HTTP/1.1\r\n"
+                "Host: %s\r\n\r\n",
+                target.prefix, c->since, room_name(c->room),
+                G.reader_id[0] ? "&id=" : "", G.reader_id, target.hostport);
         c->deadline = mono_ms() + RECV_TIMEOUT_MS;
         break;
     case SENDER: {
@@ -1124,7 +1233,7 @@ on_response(struct conn *c, struct resp *r, int64_t t_arrive)
 
     INC(w, responses);
     if (nchan_ping) {
-        DEC(w, readers_waiting);
+        set_parked(c, 0);
         INC(w, pings);
         return 0;
     }
@@ -1133,7 +1242,7 @@ on_response(struct conn *c, struct resp *r, int64_t t_arrive)
         w->status[r->status >= 100 && r->status < 600 ? r->status : 0]++;
     }
     if (c->role == READER) {
-        DEC(w, readers_waiting);
+        set_parked(c, 0);
         if (ok && opt.proto == P_NCHAN) {
             struct recv_ctx rc = {c, t_arrive};
             struct msg_in m = {r->body, r->body_len, 0, 0};
@@ -1214,10 +1323,136 @@ conn_next(struct conn *c)
         conn_request(c);
 }
 
+/* One event of a stream. */
+static void
+on_event(void *ctx, const struct sse_event *ev)
+{
+    struct recv_ctx *rc = ctx;
+    struct worker *w = rc->c->w;
+    struct msg_in m = {ev->data, ev->data_len, 0, 0};
+
+    if (strcmp(ev->type, "gap") == 0) {
+        INC(w, gaps); /* pgchat: the newest 1000 follow */
+        return;
+    }
+    if (strcmp(ev->type, "message") != 0)
+        return;
+    INC(w, responses);
+    if (opt.proto != P_NCHAN &&
+        parse_message(ev->data, ev->data + ev->data_len, &m) < 0) {
+        INC(w, err_io); /* not a message of /recv's */
+        return;
+    }
+    on_message(rc, &m);
+    if (atomic_load(&G.phase) == PH_HOLD)
+        INC(w, early);
+}
+
+/* The server ended a stream cleanly: EventSource opens it again, from its
+ * last event's id. */
+static void
+stream_end(struct conn *c)
+{
+    INC(c->w, reconnects);
+    conn_close(c, 0);
+    enqueue_open(c);
+}
+
+/* A reader's stream: the response's headers, then its body as it comes,
+ * never kept in c->rbuf beyond the read that brought it. A status other
+ * than 200 is read whole, as any reply, and tried again later. */
+static void
+stream_read(struct conn *c)
+{
+    for (;;) {
+        struct recv_ctx rc = {c, 0};
+        struct resp r;
+        size_t skip = 0; /* the headers, in the read that ends them */
+        ssize_t n;
+        int done;
+
+        if (c->rcap - c->rlen < 4096) {
+            c->rcap = c->rcap ? c->rcap * 2 : 16384;
+            c->rbuf = xrealloc(c->rbuf, c->rcap);
+        }
+        n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n < 0) {
+            conn_fail(c, F_IO);
+            return;
+        }
+        if (n == 0) {
+            /* the end of a body without framing; anything else was cut */
+            if (c->streaming && !c->sse->chunked)
+                stream_end(c);
+            else
+                conn_fail(c, F_IO);
+            return;
+        }
+        c->rlen += (size_t)n;
+        rc.t_arrive = now_us();
+        c->deadline = mono_ms() + RECV_TIMEOUT_MS;
+        if (!c->streaming) {
+            long head = http_head(c->rbuf, c->rlen, &r);
+
+            if (head < 0 || c->state != WAITING) {
+                conn_fail(c, F_IO);
+                return;
+            }
+            if (head == 0)
+                continue;
+            if (r.status != 200) {
+                long used = http_parse(c->rbuf, c->rlen, 0, &r);
+
+                if (used < 0) {
+                    conn_fail(c, F_IO);
+                    return;
+                }
+                if (used == 0)
+                    continue;
+                on_response(c, &r, rc.t_arrive);
+                conn_close(c, 0);
+                retry_later(c);
+                return;
+            }
+            c->streaming = 1;
+            set_parked(c, 1);
+            sse_restart(c->sse, r.chunked);
+            skip = (size_t)head;
+        }
+        done = sse_feed(c->sse, c->rbuf + skip, c->rlen - skip, on_event, &rc);
+        c->rlen = 0;
+        if (c->sse->comments != c->comments) {
+            /* keep-alives (pgchat's ": ping"; nchan's ": hi" and the
+             * comment its timeout ends a stream with) */
+            atomic_fetch_add_explicit(&c->w->st.pings,
+                                      c->sse->comments - c->comments,
+                                      memory_order_relaxed);
+            c->comments = c->sse->comments;
+        }
+        if (done < 0) {
+            conn_fail(c, F_IO);
+            return;
+        }
+        if (done > 0) {
+            stream_end(c);
+            return;
+        }
+    }
+}
+
 static void
 conn_read(struct conn *c)
 {
     int eof = 0;
+
+    if (c->sse) {
+        stream_read(c);
+        return;
+    }
 
     for (;;) {
         ssize_t n;
@@ -1454,6 +1689,10 @@ workers_start(size_t readers, size_t senders, const struct session *sess,
             c->role = READER;
             if (G.nrooms)
                 c->room = (int)(i % G.nrooms);
+            if (opt.stream) {
+                c->sse = xcalloc(1, sizeof(*c->sse));
+                sse_init(c->sse, 0);
+            }
         } else if (i < readers + senders) {
             c->role = SENDER;
             c->sess = &sess[i - readers];
@@ -1483,6 +1722,7 @@ struct bconn {
     size_t len, cap;
     char *body;
     size_t body_len;
+    char cookie[256]; /* the last reply's Set-Cookie name=value, or "" */
 };
 
 static int
@@ -1531,6 +1771,7 @@ breq(struct bconn *b, const char *method, const char *path, const char *body,
                             "%s %s%s HTTP/1.1\r\nHost: %s\r\n\r\n", method,
                             target.prefix, path, target.hostport);
 
+    b->cookie[0] = '\0';
     for (int attempt = 0; attempt < 2; attempt++) {
         int reused = b->fd >= 0;
         size_t off = 0;
@@ -1581,6 +1822,10 @@ breq(struct bconn *b, const char *method, const char *path, const char *body,
             if (used > 0) {
                 b->body = r.body;
                 b->body_len = r.body_len;
+                if (r.cookie && r.cookie_len < sizeof(b->cookie)) {
+                    memcpy(b->cookie, r.cookie, r.cookie_len);
+                    b->cookie[r.cookie_len] = '\0';
+                }
                 b->body[b->body_len] = '\0';
                 if (r.close)
                     bconn_close(b);
@@ -1611,8 +1856,7 @@ send_one(struct bconn *b, const struct session *s, uint64_t msgno,
 
     if (opt.proto == P_NCHAN) {
         snprintf(path, sizeof(path), "/pub/%s", s->room);
-        snprintf(text, sizeof(text), "b:%" PRIu64 ":%" PRId64, msgno,
-                 now_us());
+        snprintf(text, sizeof(text), "b:%" PRIu64 ":%" PRId64, msgno, now_us());
         return breq(b, "POST", path, text, t_write);
     }
     snprintf(path, sizeof(path),
@@ -1644,6 +1888,7 @@ join_session(struct bconn *b, const char *room, const char *nick,
     }
     snprintf(s->nick, sizeof(s->nick), "%s", nick);
     snprintf(s->room, sizeof(s->room), "%s", room);
+    snprintf(s->cookie, sizeof(s->cookie), "%s", b->cookie);
     url_encode(id, s->id, sizeof(s->id));
     return 0;
 }
@@ -1887,7 +2132,8 @@ cpu_ticks(long long *ticks)
             continue;
         /* after "pid (comm) ": state ppid pgrp session tty tpgid flags
          * minflt cminflt majflt cmajflt utime stime */
-        if (sscanf(rp + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+        if (sscanf(rp + 2,
+                   "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
                    &ppid[n], &ut, &st) != 3)
             continue;
         pid[n] = atoi(buf);
@@ -1936,13 +2182,15 @@ static void
 cpu_end(void)
 {
     long long ticks[MAX_CPU];
-    double wall = mono_us() / 1e6 - cpu_start.wall, hz = (double)sysconf(_SC_CLK_TCK);
+    double wall = mono_us() / 1e6 - cpu_start.wall,
+           hz = (double)sysconf(_SC_CLK_TCK);
     char key[80];
 
     cpu_ticks(ticks);
     for (int k = 0; k < opt.ncpu; k++) {
         snprintf(key, sizeof(key), "cpu_%s_pct", opt.cpu[k].name);
-        emit_num(key, 100 * (double)(ticks[k] - cpu_start.ticks[k]) / hz / wall);
+        emit_num(key,
+                 100 * (double)(ticks[k] - cpu_start.ticks[k]) / hz / wall);
     }
     emit_num("cpu_load_pct", 100 * (cpu_seconds() - cpu_start.self) / wall);
     emit_num("cpu_window_s", wall);
@@ -2107,8 +2355,8 @@ measure_hold(size_t n, double connect_s)
     emit_int("pg_conns", pg_connections());
 }
 
-/* Waits until all n readers have a /recv outstanding, or until it stops
- * progressing. Returns the seconds it took. */
+/* Waits until all n readers are parked (a /recv outstanding, or a stream
+ * open), or until it stops progressing. Returns the seconds it took. */
 static double
 wait_parked(size_t n)
 {
@@ -2128,7 +2376,7 @@ wait_parked(size_t n)
         /* stalled, or still short after a minute (a server that drops
          * connections as fast as it takes new ones) */
         if (now - last_change > 10000000 || now - t0 > 60000000) {
-            note("only %ld of %zu readers got a /recv out", k, n);
+            note("only %ld of %zu readers parked", k, n);
             break;
         }
         if (now >= next_note) {
@@ -2284,6 +2532,7 @@ mode_fanout(size_t n, size_t m)
         return -1;
     if (opt.pass_id)
         snprintf(G.reader_id, sizeof(G.reader_id), "%s", boot.id);
+    snprintf(G.reader_cookie, sizeof(G.reader_cookie), "%s", boot.cookie);
     measure_before();
     workers_start(n, 0, NULL, 0, since);
     connect_s = wait_parked(n);
@@ -2441,6 +2690,9 @@ mode_mixed(size_t n, size_t c, double seconds)
         return -1;
     if (opt.pass_id)
         snprintf(G.reader_id, sizeof(G.reader_id), "%s", sess[0].id);
+    if (c > 0)
+        snprintf(G.reader_cookie, sizeof(G.reader_cookie), "%s",
+                 sess[0].cookie);
     measure_before();
     workers_start(n, c, sess, 0, since);
     connect_s = wait_parked(n);
@@ -2505,8 +2757,7 @@ mode_rooms(size_t n, size_t r, double seconds)
     for (size_t i = 0; i < r; i++) {
         char nick[40];
 
-        snprintf(G.room_names[i], sizeof(G.room_names[i]), "%s-%zu", G.room,
-                 i);
+        snprintf(G.room_names[i], sizeof(G.room_names[i]), "%s-%zu", G.room, i);
         snprintf(nick, sizeof(nick), "s%dr%zu", (int)getpid(), i);
         if (join_session(&b, G.room_names[i], nick, &sess[i]) < 0)
             return -1;
@@ -2617,6 +2868,8 @@ usage(void)
           "              together (rooms: default 500)\n"
           "              (default: as fast as they can)\n"
           "  -I          readers pass the one session's id, as browsers do\n"
+          "  -S          readers stream: pgchat's /events, nchan's "
+          "EventSource\n"
           "  -p PID      the stack's root process: RSS and fds of its pgchat "
           "and nginx descendants\n"
           "  -d URL      database URL, for psql (PostgreSQL connections, "
@@ -2657,7 +2910,7 @@ main(int argc, char **argv)
     struct rlimit rl;
     int64_t wall0 = now_us();
 
-    while ((ch = getopt(argc, argv, "u:R:k:t:s:i:w:W:c:r:m:Ip:d:qP:C:H:")) !=
+    while ((ch = getopt(argc, argv, "u:R:k:t:s:i:w:W:c:r:m:ISp:d:qP:C:H:")) !=
            -1) {
         switch (ch) {
         case 'P':
@@ -2724,6 +2977,9 @@ main(int argc, char **argv)
         case 'I':
             opt.pass_id = 1;
             break;
+        case 'S':
+            opt.stream = 1;
+            break;
         case 'p':
             opt.server = (pid_t)arg_num(optarg);
             break;
@@ -2742,6 +2998,8 @@ main(int argc, char **argv)
     if (argc < 2 || opt.threads < 1 || opt.rooms < 1 || opt.max_connecting < 1)
         usage();
     mode = argv[0];
+    if (opt.stream && opt.proto == P_NODECHAT)
+        die("-S: node_chat has no event stream");
     if (target_parse(opt.url) < 0)
         die("cannot use the URL '%s'", opt.url);
     raise_nofile();
@@ -2754,6 +3012,7 @@ main(int argc, char **argv)
     emit("{\"mode\":\"%s\"", mode);
     emit(",\"url\":\"%s\",\"room\":\"%s\"", target.hostport, G.room);
     emit_int("threads", opt.threads);
+    emit_int("stream", opt.stream);
     emit_int("nofile", (long long)rl.rlim_cur);
     emit_int("start_us", wall0);
     if (strcmp(mode, "hold") == 0 && argc == 2) {
