@@ -349,7 +349,11 @@ CONF
     like($res->{headers}{'content-type'}, qr{^text/html; charset=utf-8}, 'as UTF-8 HTML');
     like($res->{headers}{'content-security-policy'} // '', $csp, 'with the CSP header');
     ($st, undef, $raw, $res) = GET("$base/chat/app.js");
-    ok($st == 200 && $raw =~ /fetch/, '/chat/app.js is the client\'s script');
+    ok($st == 200 && $raw =~ m{from './transport\.js'}, '/chat/app.js is the client\'s script');
+    like($res->{headers}{'content-type'} // '', qr{^application/javascript},
+         'as JavaScript (a module is refused as anything else)');
+    ($st, undef, $raw, $res) = GET("$base/chat/transport.js");
+    ok($st == 200 && $raw =~ /new EventSource/, 'and its modules load from the same prefix');
     ($st, undef, $raw, $res) = GET("$base/chat/who");
     is($st, 200, '/chat/who reaches the responder');
     like($res->{headers}{'content-security-policy'} // '', $csp,

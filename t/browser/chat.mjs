@@ -287,6 +287,27 @@ test('a message sent with Enter appears on the other page once, with HH:MM time 
   eq(await countMsg(a.page, HELLO), 1, 'copies on the sending page');
 });
 
+test('the pages read the room over one event stream each: /events with room and since, no long-poll', async () => {
+  for (const u of [users.alice, users.bob]) {
+    const mine = requests.filter((r) => r.who === u.nick);
+    const streams = mine.filter((r) => new URL(r.url).pathname.endsWith('/events'));
+    const polls = mine.filter((r) => new URL(r.url).pathname.endsWith('/recv'));
+    assert(streams.length >= 1, `${u.nick}: no /events request`);
+    eq(polls.length, 0, `${u.nick}: /recv requests (the long-poll fallback)`);
+    for (const r of streams) {
+      eq([...new URL(r.url).searchParams.keys()].sort().join(','), 'room,since', `query of ${r.url}`);
+    }
+    // The stream's session is the room's cookie, which scripts cannot read.
+    const cookies = await u.context.cookies();
+    const c = cookies.find((k) => k.name === `pgchat_${ROOM}`);
+    assert(c, `${u.nick}: no pgchat_${ROOM} cookie (have ${cookies.map((k) => k.name).join(', ')})`);
+    assert(sessionIds.has(c.value), `${u.nick}: the cookie is not a session id the join gave`);
+    eq(c.httpOnly, true, `${u.nick}: cookie HttpOnly`);
+    eq(c.sameSite, 'Strict', `${u.nick}: cookie SameSite`);
+    eq(await u.page.evaluate(() => document.cookie.includes('pgchat_')), false, `${u.nick}: cookie visible to scripts`);
+  }
+});
+
 const MULTI = 'Yes, it landed:\n- recv follows gap and ping replies\n- back-off with jitter on errors';
 
 test('Shift+Enter makes a new line; blank input is not sent', async () => {
@@ -680,6 +701,43 @@ test('search: finds a message, marks the match in a <mark> text node, and a clic
   await e.context.close();
 });
 
+test('where /events fails, the client falls back to long-poll (/recv, the id in X-Pgchat-Id) and chats as before', async () => {
+  const context = await browser.newContext({ viewport: VIEW, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  const f = { nick: 'fran', context, page, dialogs: 0, errors: [], joinPosts: 0 };
+  page.on('pageerror', (e) => f.errors.push(`pageerror: ${e.message}`));
+  page.on('dialog', (d) => { f.dialogs++; d.dismiss().catch(() => {}); });
+  let refused = 0;
+  // A proxy that refuses streams: every /events request fails on the wire.
+  await page.route((url) => url.pathname.endsWith('/events'), (route) => { refused++; route.abort(); });
+  record(page, 'fran');
+  users.fran = f;
+  await page.goto(`${BASE}#${ROOM}`, { waitUntil: 'load', timeout: T });
+  await joinAs(f);
+  await waitJoined(f);
+  await waitWho(page, ['alice', 'bob', 'fran']);
+  await waitText(page, '#status', 'connected');
+  const fromAlice = `over the stream to a long-poller ${Math.random().toString(36).slice(2, 8)}`;
+  await say(users.alice, fromAlice);
+  await waitMsg(page, fromAlice);
+  const fromFran = `from long-poll to the stream ${Math.random().toString(36).slice(2, 8)}`;
+  await say(f, fromFran);
+  await waitMsg(users.alice.page, fromFran);
+  await waitMsg(users.bob.page, fromFran);
+  eq(await countMsg(page, fromAlice), 1, 'copies on the long-polling page');
+  eq(await countMsg(users.alice.page, fromFran), 1, 'copies on a streaming page');
+  const mine = requests.filter((r) => r.who === 'fran');
+  const polls = mine.filter((r) => new URL(r.url).pathname.endsWith('/recv'));
+  assert(refused >= 1, 'the page never tried /events');
+  eq(refused, 1, '/events attempts: one, then long-poll for good');
+  assert(polls.length >= 2, `only ${polls.length} /recv requests`);
+  assert(polls.every((r) => r.idHeader && sessionIds.has(r.idHeader)), 'a /recv without the id in X-Pgchat-Id');
+  eq(f.errors.length, 0, `page errors: ${f.errors.join('; ')}`);
+  await page.goto('about:blank'); // parts (pagehide)
+  await waitWho(users.alice.page, ['alice', 'bob']);
+  await context.close();
+});
+
 test('closing the page parts: the other user sees the part line and the who list shrinks', async () => {
   const a = users.alice; const b = users.bob;
   await b.page.goto('about:blank');
@@ -699,20 +757,24 @@ test('the Leave button parts and shows the join screen again', async () => {
   eq(await page.inputValue('#nick'), 'alice', 'nick kept in the form');
 });
 
-test('no session id in any URL the pages requested; recv carries it in X-Pgchat-Id', async () => {
+test('no session id in any URL the pages requested; /recv carries it in X-Pgchat-Id, /events in no header', async () => {
   assert(sessionIds.size >= 2, `only ${sessionIds.size} session ids seen`);
-  const recvs = requests.filter((r) => new URL(r.url).pathname.endsWith('/recv'));
-  assert(recvs.length >= 10, `only ${recvs.length} /recv requests seen`);
+  const path = (r) => new URL(r.url).pathname;
+  const recvs = requests.filter((r) => path(r).endsWith('/recv'));
+  const streams = requests.filter((r) => path(r).endsWith('/events'));
+  assert(recvs.length >= 2, `only ${recvs.length} /recv requests seen`);
+  assert(streams.length >= 4, `only ${streams.length} /events requests seen`);
   const leaks = requests.filter((r) => [...sessionIds].some((id) => r.url.includes(id)));
   for (const l of leaks.slice(0, 5)) diag(`${l.who}: ${l.method} ${l.url}`);
   eq(leaks.length, 0, `requests with a session id in the URL (of ${requests.length})`);
   const withId = recvs.filter((r) => r.idHeader && sessionIds.has(r.idHeader));
-  assert(withId.length >= 5, `only ${withId.length} /recv requests carried a known id in X-Pgchat-Id`);
-  for (const r of recvs) {
+  eq(withId.length, recvs.length, '/recv requests carrying a known id in X-Pgchat-Id');
+  for (const r of [...recvs, ...streams]) {
     const q = new URL(r.url).searchParams;
     eq([...q.keys()].sort().join(','), 'room,since', `query of ${r.url}`);
   }
-  const writes = requests.filter((r) => /\/(join|part|send)$/.test(new URL(r.url).pathname));
+  for (const r of streams) eq(r.idHeader, null, `X-Pgchat-Id on ${r.url}`);
+  const writes = requests.filter((r) => /\/(join|part|send)$/.test(path(r)));
   assert(writes.length >= 5, `only ${writes.length} join/part/send requests seen`);
   for (const r of writes) {
     eq(r.method, 'POST', `method of ${r.url}`);
