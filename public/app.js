@@ -41,7 +41,7 @@
  *                  A message of ours not yet delivered is li.pending
  *                  (data-mid; .retrying while the server is unreachable),
  *                  below the lines, never .line: it becomes a .line when
- *                  its copy with the same mid comes back through recv.
+ *                  its copy with the same mid is read back.
  *                  li.notice.start tops the log once scrollback has
  *                  reached the room's first message.
  *   #new-messages  button shown when lines arrived while scrolled up

@@ -80,20 +80,22 @@ export function backoffDelay(failures) {
 
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
-/** Back-off pause that wake() ends early (retry button, online, send ok). */
-function pause(ms) {
+/* A pause of ms that ends early when state[slot] is called: the reader's
+ * back-off sits in state.wake, the outbox's in state.outboxWake. */
+function pauseIn(slot, ms) {
   return new Promise((resolve) => {
     const t = setTimeout(done, ms);
     function done() {
       clearTimeout(t);
-      if (state.wake === done) state.wake = null;
+      if (state[slot] === done) state[slot] = null;
       resolve();
     }
-    state.wake = done;
+    state[slot] = done;
   });
 }
 
-/** Ends the reader's and the outbox's back-off pauses now. */
+/** Ends the reader's and the outbox's back-off pauses now (retry button,
+ *  online, a send that went through). */
 export function wake() {
   if (state.wake) state.wake();
   if (state.outboxWake) state.outboxWake();
@@ -102,15 +104,7 @@ export function wake() {
 /** Pauses the outbox for its `failures`-th failure in a row; wake() ends
  *  the pause early. */
 export function outboxPause(failures) {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, backoffDelay(failures));
-    function done() {
-      clearTimeout(t);
-      if (state.outboxWake === done) state.outboxWake = null;
-      resolve();
-    }
-    state.outboxWake = done;
-  });
+  return pauseIn('outboxWake', backoffDelay(failures));
 }
 
 /* ------------------------------------------------------------------ */
@@ -122,9 +116,6 @@ export function outboxPause(failures) {
 let current = null;
 let streamWorked = false;
 let useStream = typeof EventSource === 'function';
-
-/** Which transport the next read uses: 'stream' or 'poll'. */
-export function transportName() { return useStream ? 'stream' : 'poll'; }
 
 /** Ends the read in flight; the receive loop starts the next one at once
  *  (with the new session cookie after a rejoin). */
@@ -200,12 +191,14 @@ function streamOnce(gen, hooks) {
       if (current === me) current = null;
       resolve(how);
     };
+    // Never opened: on a page that has had a stream, an outage; else no
+    // stream can pass here.
+    const refused = () => end(streamWorked ? 'fail' : 'fallback');
     me.stop = () => end('again');
     current = me;
 
     // A proxy that holds the stream's headers back is no stream at all.
-    openTimer = setTimeout(() => { if (!openedAt) end(streamWorked ? 'fail' : 'fallback'); },
-      REQUEST_TIMEOUT_MS);
+    openTimer = setTimeout(() => { if (!openedAt) refused(); }, REQUEST_TIMEOUT_MS);
 
     es.addEventListener('open', () => {
       if (ended) return;
@@ -231,7 +224,7 @@ function streamOnce(gen, hooks) {
     // with the back-off and the banner the long-poll has.
     es.addEventListener('error', () => {
       if (ended) return;
-      if (!openedAt) end(streamWorked ? 'fail' : 'fallback');
+      if (!openedAt) refused();
       else end(Date.now() - openedAt >= STREAM_SETTLED_MS ? 'again' : 'fail');
     });
   });
@@ -268,7 +261,7 @@ export async function receive(gen, hooks) {
     const delay = backoffDelay(state.failures);
     state.retryAt = Date.now() + delay;
     hooks.down(delay);
-    await pause(delay);
+    await pauseIn('wake', delay);
   }
 }
 

@@ -86,9 +86,12 @@ async function ctl(cmd) {
   if (cmd === 'responder-start') responderStopped = false;
 }
 
-async function openUser(nick, room = ROOM) {
+/** A page of its own browser context, at the chat in room; setup(page),
+ *  if given, runs before the page loads (to route its requests). */
+async function openUser(nick, room = ROOM, setup = null) {
   const context = await browser.newContext({ viewport: VIEW, deviceScaleFactor: 1 });
   const page = await context.newPage();
+  if (setup) await setup(page);
   const u = { nick, context, page, dialogs: 0, errors: [], joinPosts: 0 };
   page.on('dialog', (d) => { u.dialogs++; d.dismiss().catch(() => {}); });
   page.on('pageerror', (e) => u.errors.push(`pageerror: ${e.message}`));
@@ -702,17 +705,12 @@ test('search: finds a message, marks the match in a <mark> text node, and a clic
 });
 
 test('where /events fails, the client falls back to long-poll (/recv, the id in X-Pgchat-Id) and chats as before', async () => {
-  const context = await browser.newContext({ viewport: VIEW, deviceScaleFactor: 1 });
-  const page = await context.newPage();
-  const f = { nick: 'fran', context, page, dialogs: 0, errors: [], joinPosts: 0 };
-  page.on('pageerror', (e) => f.errors.push(`pageerror: ${e.message}`));
-  page.on('dialog', (d) => { f.dialogs++; d.dismiss().catch(() => {}); });
   let refused = 0;
   // A proxy that refuses streams: every /events request fails on the wire.
-  await page.route((url) => url.pathname.endsWith('/events'), (route) => { refused++; route.abort(); });
-  record(page, 'fran');
-  users.fran = f;
-  await page.goto(`${BASE}#${ROOM}`, { waitUntil: 'load', timeout: T });
+  const f = await openUser('fran', ROOM, (page) => page.route(
+    (url) => url.pathname.endsWith('/events'), (route) => { refused++; route.abort(); },
+  ));
+  const { page, context } = f;
   await joinAs(f);
   await waitJoined(f);
   await waitWho(page, ['alice', 'bob', 'fran']);
