@@ -26,7 +26,8 @@ UNIT_limit   = limit util
 UNIT_query   = query util
 UNIT_recent  = recent msg util
 UNIT_valid   = valid
-UNIT_views   = views store pg stats msg util
+UNIT_views   = views stream request server outq wire ev query store pg stats \
+               msg util
 UNIT_wire    = wire util
 unit_src = $(patsubst %,fcgi/%.c,$(UNIT_$(1)))
 

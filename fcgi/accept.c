@@ -30,7 +30,7 @@ static struct {
     int64_t resume;      /* 0, or when to watch the sockets again */
     const char *allowed; /* FCGI_WEB_SERVER_ADDRS, or NULL */
     void (*adopt)(int fd);
-} A;
+} acceptor;
 
 /* Whether a is one of FCGI_WEB_SERVER_ADDRS (comma-separated). */
 static int
@@ -38,7 +38,7 @@ listed(const char *a)
 {
     size_t n = strlen(a);
 
-    for (const char *p = A.allowed; *p; p += strcspn(p, ",")) {
+    for (const char *p = acceptor.allowed; *p; p += strcspn(p, ",")) {
         p += strspn(p, ", ");
         if (strncmp(p, a, n) == 0 &&
             (p[n] == ',' || p[n] == ' ' || p[n] == '\0'))
@@ -80,7 +80,7 @@ allowed(int fd, int *tcp)
     } else {
         return 0;
     }
-    if (!A.allowed || listed(addr))
+    if (!acceptor.allowed || listed(addr))
         return 1;
     log_warn("refused a FastCGI connection from %s (FCGI_WEB_SERVER_ADDRS)",
              addr);
@@ -99,16 +99,16 @@ pause_accept(void)
         log_warn("cannot accept: %s", strerror(errno));
         last_warning = mono_ms();
     }
-    for (int i = 0; i < A.n; i++)
-        ev_del(&A.listen[i]);
-    A.resume = mono_ms() + ACCEPT_PAUSE_MS;
+    for (int i = 0; i < acceptor.n; i++)
+        ev_del(&acceptor.listen[i]);
+    acceptor.resume = mono_ms() + ACCEPT_PAUSE_MS;
 }
 
 static void
 on_listen(struct ev_watch *w, uint32_t events)
 {
     (void)events;
-    while (!A.stopping && !A.resume) {
+    while (!acceptor.stopping && !acceptor.resume) {
         int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         int tcp, one = 1;
 
@@ -126,7 +126,7 @@ on_listen(struct ev_watch *w, uint32_t events)
          * Nagle's delay, only latency. */
         if (tcp)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        A.adopt(fd);
+        acceptor.adopt(fd);
     }
 }
 
@@ -136,10 +136,10 @@ accept_init(int listen_fd, int write_fd, void (*adopt)(int fd))
     const char *addrs = getenv("FCGI_WEB_SERVER_ADDRS");
     int fds[2] = {listen_fd, write_fd};
 
-    A.adopt = adopt;
-    A.allowed = addrs && *addrs ? addrs : NULL;
+    acceptor.adopt = adopt;
+    acceptor.allowed = addrs && *addrs ? addrs : NULL;
     for (int i = 0; i < 2; i++) {
-        struct ev_watch *w = &A.listen[A.n];
+        struct ev_watch *w = &acceptor.listen[acceptor.n];
 
         if (fds[i] < 0)
             continue;
@@ -152,7 +152,7 @@ accept_init(int listen_fd, int write_fd, void (*adopt)(int fd))
             log_error("cannot watch the listening socket: %s", strerror(errno));
             return -1;
         }
-        A.n++;
+        acceptor.n++;
     }
     return 0;
 }
@@ -160,25 +160,25 @@ accept_init(int listen_fd, int write_fd, void (*adopt)(int fd))
 void
 accept_stop(void)
 {
-    A.stopping = 1;
-    for (int i = 0; i < A.n; i++)
-        ev_del(&A.listen[i]);
+    acceptor.stopping = 1;
+    for (int i = 0; i < acceptor.n; i++)
+        ev_del(&acceptor.listen[i]);
 }
 
 int64_t
 accept_due(void)
 {
-    return A.resume ? A.resume : INT64_MAX;
+    return acceptor.resume ? acceptor.resume : INT64_MAX;
 }
 
 void
 accept_tick(int64_t now)
 {
-    if (!A.resume || now < A.resume)
+    if (!acceptor.resume || now < acceptor.resume)
         return;
-    A.resume = 0;
-    for (int i = 0; i < A.n && !A.stopping; i++)
-        if (ev_add_exclusive(&A.listen[i]) < 0)
+    acceptor.resume = 0;
+    for (int i = 0; i < acceptor.n && !acceptor.stopping; i++)
+        if (ev_add_exclusive(&acceptor.listen[i]) < 0)
             log_error("cannot watch the listening socket again: %s",
                       strerror(errno));
 }

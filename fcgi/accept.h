@@ -1,5 +1,5 @@
-/* accept.h -- the listening sockets: taking the web server's connections,
- * on the event loop.
+/* accept.h -- the listening sockets nginx connects to: taking its
+ * connections, on the event loop, from the allowed addresses only.
  */
 #ifndef PGCHAT_ACCEPT_H
 #define PGCHAT_ACCEPT_H

@@ -11,47 +11,34 @@
  */
 #include "archive.h"
 
-#include <pthread.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "config.h"
+#include "jobq.h"
 #include "pg.h"
-#include "stats.h"
 #include "store.h"
 #include "util.h"
 #include "views.h"
 
 #define ARCHIVE_IDLE_MS 30000
+/* Reads queued at the most: past it a read is refused at once, so that a
+ * flood of them never builds a backlog that outlives it. */
+#define ARCHIVE_MAX_QUEUED 64
 
 static struct {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cond; /* on CLOCK_MONOTONIC */
-    struct job *head, *tail;
-    int started, stopping;
-    _Atomic int done; /* the thread has finished */
+    struct jobq *q;
     struct pg *pg;
-} A = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} archive;
 
 void
 archive_submit(struct job *j)
 {
-    j->next = NULL;
-    pthread_mutex_lock(&A.mu);
-    if (A.stopping || !A.started) {
-        pthread_mutex_unlock(&A.mu);
-        job_error(j, 503, "Server is restarting, try again");
+    if (jobq_submit(archive.q, j) == 0)
         return;
-    }
-    if (!A.head)
-        pthread_cond_signal(&A.cond);
-    if (A.tail)
-        A.tail->next = j;
+    if (jobq_full(archive.q))
+        job_error_retry(j, 503, "Too many reads waiting, try again", 1);
     else
-        A.head = j;
-    A.tail = j;
-    pthread_mutex_unlock(&A.mu);
+        job_error_retry(j, 503, "Server is restarting, try again", 1);
 }
 
 /* One page is one backward scan of the (room, ts) index. */
@@ -60,7 +47,7 @@ do_history(struct job *j)
 {
     int more;
     struct msg_list *list =
-        store_history(A.pg, j->room, j->before, j->limit, &more);
+        store_history(archive.pg, j->room, j->before, j->limit, &more);
     size_t len;
     char *body;
 
@@ -79,7 +66,8 @@ do_history(struct job *j)
 static void
 do_search(struct job *j)
 {
-    struct msg_list *list = store_search(A.pg, j->room, j->query, j->limit);
+    struct msg_list *list =
+        store_search(archive.pg, j->room, j->query, j->limit);
     size_t len;
     char *body;
 
@@ -93,95 +81,73 @@ do_search(struct job *j)
     msg_list_free(list);
 }
 
-/* Waits up to ARCHIVE_IDLE_MS for jobs. Returns the queue, or NULL. */
-static struct job *
-take_jobs(void)
+static void
+run(struct job *list)
 {
-    struct job *list;
-    struct timespec ts;
+    while (list) {
+        struct job *j = list;
 
-    pthread_mutex_lock(&A.mu);
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ARCHIVE_IDLE_MS / 1000;
-    while (!A.head && !A.stopping)
-        if (pthread_cond_timedwait(&A.cond, &A.mu, &ts) != 0)
-            break; /* idle */
-    list = A.head;
-    A.head = A.tail = NULL;
-    pthread_mutex_unlock(&A.mu);
-    return list;
+        list = j->next;
+        if (j->req->gone) {
+            /* Nobody would read the answer: the query is not run. */
+            job_error(j, 503, "Client has gone");
+            continue;
+        }
+        switch ((enum archive_job)j->kind) {
+        case ARCHIVE_HISTORY:
+            do_history(j);
+            break;
+        case ARCHIVE_SEARCH:
+            do_search(j);
+            break;
+        }
+    }
 }
 
-static void *
-archive_main(void *arg)
+static int64_t
+idle_deadline(void)
 {
-    (void)arg;
-    for (;;) {
-        struct job *list = take_jobs();
-        int stopping;
+    return mono_ms() + ARCHIVE_IDLE_MS;
+}
 
-        if (!list && pg_is_open(A.pg))
-            pg_close(A.pg); /* nobody reads: give the connection back */
-        while (list) {
-            struct job *j = list;
-
-            list = j->next;
-            if (j->kind == JOB_SEARCH)
-                do_search(j);
-            else
-                do_history(j);
-        }
-        pthread_mutex_lock(&A.mu);
-        stopping = A.stopping && !A.head;
-        pthread_mutex_unlock(&A.mu);
-        if (stopping)
-            break;
-    }
-    A.done = 1;
-    return NULL;
+/* Nobody has read for ARCHIVE_IDLE_MS: the connection goes back. */
+static void
+idle_close(int idle, int stopping)
+{
+    (void)stopping;
+    if (idle && pg_is_open(archive.pg))
+        pg_close(archive.pg);
 }
 
 int
 archive_start(void)
 {
-    pthread_condattr_t attr;
+    static const struct jobq_ops ops = {run, idle_deadline, idle_close};
 
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&A.cond, &attr);
-    pthread_condattr_destroy(&attr);
-    A.pg = pg_new(config.database_url, "pgchat-archive", config.db_timeout_ms);
-    if (pthread_create(&A.thread, NULL, archive_main, NULL) != 0) {
-        log_error("cannot start the archive thread");
-        return -1;
-    }
-    pthread_mutex_lock(&A.mu);
-    A.started = 1;
-    pthread_mutex_unlock(&A.mu);
-    return 0;
+    archive.pg =
+        pg_new(config.database_url, "pgchat-archive", config.db_timeout_ms);
+    archive.q = jobq_start("pgchat-archive", &ops, ARCHIVE_MAX_QUEUED);
+    return archive.q ? 0 : -1;
 }
 
 void
 archive_stop(void)
 {
-    pthread_mutex_lock(&A.mu);
-    A.stopping = 1;
-    pthread_cond_signal(&A.cond);
-    pthread_mutex_unlock(&A.mu);
+    if (archive.q)
+        jobq_stop(archive.q);
 }
 
 int
 archive_done(void)
 {
-    return !A.started || A.done;
+    return !archive.q || jobq_done(archive.q);
 }
 
 void
 archive_join(void)
 {
-    if (A.started)
-        pthread_join(A.thread, NULL);
-    A.started = 0;
-    pg_free(A.pg);
-    A.pg = NULL;
+    jobq_free(archive.q);
+    archive.q = NULL;
+    pg_free(archive.pg);
+    archive.pg = NULL;
 }

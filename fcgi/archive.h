@@ -6,12 +6,19 @@
 
 #include "job.h"
 
+/* What the archive does for a job (struct job's kind). */
+enum archive_job {
+    ARCHIVE_HISTORY = 1,
+    ARCHIVE_SEARCH,
+};
+
 /* Starts the thread; its connection opens with the first read. Returns 0
  * or -1. */
 int archive_start(void);
 
-/* Takes j (a JOB_HISTORY or JOB_SEARCH job, allocated with xcalloc):
- * queues it; the archive thread answers. Safe from any thread. */
+/* Takes j (from job_new(), an archive_job kind): queues it; the archive
+ * thread answers. A full queue answers 503 at once. Safe from any
+ * thread. */
 void archive_submit(struct job *j);
 
 /* Tells the thread to answer what is queued and stop; archive_done() says

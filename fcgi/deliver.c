@@ -9,6 +9,7 @@
 #include "config.h"
 #include "park.h"
 #include "stats.h"
+#include "stream.h"
 #include "util.h"
 #include "views.h"
 
@@ -63,7 +64,7 @@ give(struct room *rm, struct reader *rd, struct bodies *b)
         return 0;
     }
     if (!b->events)
-        b->events = views_events(b->list, &b->elen);
+        b->events = stream_events(b->list, &b->elen);
     if (req_stream(rd->req, b->events, b->elen) < 0) {
         park_drop(rd);
         return 0;
@@ -74,16 +75,14 @@ give(struct room *rm, struct reader *rd, struct bodies *b)
     return rd->since < rm->head;
 }
 
-/* The keep-alive of a waiting reader: a ping for long-poll, a comment line
- * for a stream, which waits on. */
+/* The keep-alive of a waiting reader: a ping for long-poll; a stream's
+ * (stream.h), after which it waits on. */
 static void
 keep_alive(struct reader *rd, const char *ping_body, size_t len)
 {
-    static const char comment[] = ": ping\n\n";
-
     if (!rd->stream)
         park_answer(rd, ping_body, len);
-    else if (req_stream(rd->req, comment, sizeof(comment) - 1) < 0)
+    else if (stream_keep_alive(rd->req) < 0)
         park_drop(rd);
     else
         park_again(rd, config.recv_timeout_ms);

@@ -35,7 +35,7 @@ static struct {
     struct ev_watch wake; /* the eventfd other threads write to */
     pthread_mutex_t mu;   /* guards head, tail */
     struct posted *head, *tail;
-} E = {.epfd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
+} loop = {.epfd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void
 on_wake(struct ev_watch *w, uint32_t events)
@@ -50,11 +50,11 @@ on_wake(struct ev_watch *w, uint32_t events)
 int
 ev_init(void)
 {
-    E.thread = pthread_self();
-    E.epfd = epoll_create1(EPOLL_CLOEXEC);
-    E.wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    E.wake.fn = on_wake;
-    if (E.epfd < 0 || E.wake.fd < 0 || ev_add(&E.wake, EV_IN) < 0) {
+    loop.thread = pthread_self();
+    loop.epfd = epoll_create1(EPOLL_CLOEXEC);
+    loop.wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    loop.wake.fn = on_wake;
+    if (loop.epfd < 0 || loop.wake.fd < 0 || ev_add(&loop.wake, EV_IN) < 0) {
         log_error("cannot set up the event loop: %s", strerror(errno));
         return -1;
     }
@@ -66,7 +66,7 @@ ctl(int op, struct ev_watch *w, uint32_t events)
 {
     struct epoll_event ev = {.events = events, .data.ptr = w};
 
-    return epoll_ctl(E.epfd, op, w->fd, &ev);
+    return epoll_ctl(loop.epfd, op, w->fd, &ev);
 }
 
 int
@@ -90,13 +90,13 @@ ev_add_exclusive(struct ev_watch *w)
 void
 ev_del(struct ev_watch *w)
 {
-    epoll_ctl(E.epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    epoll_ctl(loop.epfd, EPOLL_CTL_DEL, w->fd, NULL);
 }
 
 int
 ev_on_loop(void)
 {
-    return pthread_equal(pthread_self(), E.thread);
+    return pthread_equal(pthread_self(), loop.thread);
 }
 
 void
@@ -108,18 +108,18 @@ ev_post(void (*fn)(void *arg), void *arg)
     p->fn = fn;
     p->arg = arg;
     p->next = NULL;
-    pthread_mutex_lock(&E.mu);
-    wake = E.head == NULL;
-    if (E.tail)
-        E.tail->next = p;
+    pthread_mutex_lock(&loop.mu);
+    wake = loop.head == NULL;
+    if (loop.tail)
+        loop.tail->next = p;
     else
-        E.head = p;
-    E.tail = p;
-    pthread_mutex_unlock(&E.mu);
+        loop.head = p;
+    loop.tail = p;
+    pthread_mutex_unlock(&loop.mu);
     if (wake) {
         uint64_t one = 1;
 
-        if (write(E.wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        if (write(loop.wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
             log_error("cannot wake the event loop: %s", strerror(errno));
     }
 }
@@ -129,10 +129,10 @@ ev_run_posted(void)
 {
     struct posted *p;
 
-    pthread_mutex_lock(&E.mu);
-    p = E.head;
-    E.head = E.tail = NULL;
-    pthread_mutex_unlock(&E.mu);
+    pthread_mutex_lock(&loop.mu);
+    p = loop.head;
+    loop.head = loop.tail = NULL;
+    pthread_mutex_unlock(&loop.mu);
     while (p) {
         struct posted *next = p->next;
 
@@ -146,7 +146,7 @@ void
 ev_wait(int timeout_ms)
 {
     struct epoll_event events[EV_EVENTS];
-    int n = epoll_wait(E.epfd, events, EV_EVENTS, timeout_ms);
+    int n = epoll_wait(loop.epfd, events, EV_EVENTS, timeout_ms);
 
     if (n < 0 && errno != EINTR)
         log_error("epoll_wait failed: %s", strerror(errno));

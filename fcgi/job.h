@@ -1,6 +1,6 @@
 /* job.h -- a request for a thread that may wait on the database: the
- * writer (writer.c) or the archive (archive.c). The loop thread makes it
- * (routes.c), the thread answers it.
+ * writer (writer.h) or the archive (archive.h), each with job kinds of its
+ * own. The loop thread makes it (routes.c); the thread answers it.
  */
 #ifndef PGCHAT_JOB_H
 #define PGCHAT_JOB_H
@@ -10,35 +10,31 @@
 
 #include "request.h"
 
-enum job_kind {
-    JOB_JOIN = 1,
-    JOB_PART,
-    JOB_WHO,
-    JOB_SEND,
-    JOB_STATS,
-    JOB_HISTORY,
-    JOB_SEARCH,
-};
-
 /* One request for the writer or the archive. The strings are borrowed
  * from req. */
 struct job {
     struct req *req; /* owned until answered */
-    enum job_kind kind;
+    int kind;        /* the owning thread's: enum writer_job, archive_job */
     const char *room, *nick, *id, *text, *addr;
     const char *mid;   /* a send's; NULL: none */
     int64_t before;    /* a read's cursor */
     const char *query; /* a search's */
     int limit;         /* a read's page size */
     char *token;       /* owned: a new session's */
-    char cookie[256];  /* the Set-Cookie line of a join or part */
+    char cookie[256];  /* the Set-Cookie line a join or part answers with */
     struct job *next;
 };
 
+/* Returns a job of kind for r (taken) in room, for the caller to submit. */
+struct job *job_new(struct req *r, int kind, const char *room);
+
 /* Take j: answer its request with status and {"error":message}, or 200
- * with body (and j's cookie line when a join or part set one; j->cookie is
- * empty otherwise), and free j. Any thread. */
+ * with body (and j's cookie line when it has one), and free j. With
+ * job_error_retry, the error says when to ask again (Retry-After, in
+ * seconds). Any thread. */
 void job_error(struct job *j, int status, const char *message);
+void job_error_retry(struct job *j, int status, const char *message,
+                     int retry_s);
 void job_reply(struct job *j, const char *body, size_t len);
 
 #endif

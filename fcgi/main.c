@@ -173,9 +173,8 @@ open_socket(void)
  * Only slot 0 takes the writes' socket: a room's messages are ordered under
  * its row lock, held until commit, so two writers posting to one room take
  * turns, each with a smaller batch and a flush of its own. One writer puts
- * every send that arrives during a flush into the next transaction (make
- * bench, 64 senders in one room: 15,000-17,000 messages a second with one
- * writer, 10,000-14,000 with two). */
+ * every send that arrives during a flush into the next transaction (the
+ * README's Performance section has the measurements). */
 static pid_t
 spawn(int listen_fd, int slot)
 {

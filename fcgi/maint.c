@@ -30,7 +30,7 @@ static struct {
     int64_t next_sweep, next_expire, next_touch;
     int touch_ms;     /* well within the session timeout */
     char runner[300]; /* host:pid, in maintenance_runs */
-} M = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} maint = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 void
 maint_init(void)
@@ -39,40 +39,41 @@ maint_init(void)
     int64_t now = mono_ms();
 
     gethostname(host, sizeof(host) - 1);
-    snprintf(M.runner, sizeof(M.runner), "%s:%d", host, (int)getpid());
+    snprintf(maint.runner, sizeof(maint.runner), "%s:%d", host, (int)getpid());
     /* Jitter spreads the workers' passes apart. */
-    M.next_sweep = now + rand() % (config.sweep_interval_ms + 1);
-    M.next_expire = now + rand() % (config.sweep_interval_ms + 1);
-    M.touch_ms = config.session_timeout_s * 1000 / 4;
-    if (M.touch_ms > MAINT_TOUCH_MS)
-        M.touch_ms = MAINT_TOUCH_MS;
-    M.next_touch = now + M.touch_ms;
+    maint.next_sweep = now + rand() % (config.sweep_interval_ms + 1);
+    maint.next_expire = now + rand() % (config.sweep_interval_ms + 1);
+    maint.touch_ms = config.session_timeout_s * 1000 / 4;
+    if (maint.touch_ms > MAINT_TOUCH_MS)
+        maint.touch_ms = MAINT_TOUCH_MS;
+    maint.next_touch = now + maint.touch_ms;
 }
 
 void
 maint_touch(char **ids, size_t n)
 {
-    pthread_mutex_lock(&M.mu);
-    if (M.n + n > M.cap) {
-        while (M.n + n > M.cap)
-            M.cap = M.cap ? 2 * M.cap : 64;
-        M.touches = xrealloc(M.touches, M.cap * sizeof(*M.touches));
+    pthread_mutex_lock(&maint.mu);
+    if (maint.n + n > maint.cap) {
+        while (maint.n + n > maint.cap)
+            maint.cap = maint.cap ? 2 * maint.cap : 64;
+        maint.touches =
+            xrealloc(maint.touches, maint.cap * sizeof(*maint.touches));
     }
     for (size_t i = 0; i < n; i++)
-        M.touches[M.n++] = ids[i];
-    pthread_mutex_unlock(&M.mu);
+        maint.touches[maint.n++] = ids[i];
+    pthread_mutex_unlock(&maint.mu);
     free(ids);
 }
 
 int64_t
 maint_due(void)
 {
-    int64_t due = M.next_sweep;
+    int64_t due = maint.next_sweep;
 
-    if (config.retention_days && M.next_expire < due)
-        due = M.next_expire;
-    if (M.next_touch < due)
-        due = M.next_touch;
+    if (config.retention_days && maint.next_expire < due)
+        due = maint.next_expire;
+    if (maint.next_touch < due)
+        due = maint.next_touch;
     return due;
 }
 
@@ -105,12 +106,12 @@ touch(struct pg *p)
     char **v;
     size_t n;
 
-    pthread_mutex_lock(&M.mu);
-    v = M.touches;
-    n = M.n;
-    M.touches = NULL;
-    M.n = M.cap = 0;
-    pthread_mutex_unlock(&M.mu);
+    pthread_mutex_lock(&maint.mu);
+    v = maint.touches;
+    n = maint.n;
+    maint.touches = NULL;
+    maint.n = maint.cap = 0;
+    pthread_mutex_unlock(&maint.mu);
     /* A failed keep-alive is not retried: the next one comes within
      * seconds, long before the session could expire. */
     n = n ? unique(v, n) : 0;
@@ -124,7 +125,7 @@ touch(struct pg *p)
 static void
 sweep(struct pg *p)
 {
-    long long n = store_sweep(p, config.session_timeout_s, M.runner);
+    long long n = store_sweep(p, config.session_timeout_s, maint.runner);
 
     if (n > 0)
         log_info("ended %lld idle session%s", n, n == 1 ? "" : "s");
@@ -133,7 +134,7 @@ sweep(struct pg *p)
 static void
 expire(struct pg *p)
 {
-    long long n = store_expire(p, config.retention_days, M.runner);
+    long long n = store_expire(p, config.retention_days, maint.runner);
 
     if (n > 0)
         log_info("deleted %lld message%s older than %d days", n,
@@ -143,19 +144,19 @@ expire(struct pg *p)
 void
 maint_run(struct pg *p, int64_t now, int all)
 {
-    if (all || now >= M.next_touch) {
+    if (all || now >= maint.next_touch) {
         touch(p);
-        M.next_touch = now + M.touch_ms;
+        maint.next_touch = now + maint.touch_ms;
     }
     if (all)
         return;
-    if (now >= M.next_sweep) {
+    if (now >= maint.next_sweep) {
         sweep(p);
-        M.next_sweep = now + config.sweep_interval_ms +
-                       rand() % (config.sweep_interval_ms / 4 + 1);
+        maint.next_sweep = now + config.sweep_interval_ms +
+                           rand() % (config.sweep_interval_ms / 4 + 1);
     }
-    if (config.retention_days && now >= M.next_expire) {
+    if (config.retention_days && now >= maint.next_expire) {
         expire(p);
-        M.next_expire = now + MAINT_EXPIRE_MS;
+        maint.next_expire = now + MAINT_EXPIRE_MS;
     }
 }

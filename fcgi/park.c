@@ -1,5 +1,5 @@
-/* park.c -- readers: /recv requests the event loop holds until a message
- * or their ping.
+/* park.c -- readers: /recv and /events requests the event loop holds
+ * until a message or their keep-alive.
  *
  * Every reader waits PGCHAT_RECV_TIMEOUT, so the list by deadline is the
  * order of parking: adding is at its tail and the next ping at its head.
@@ -14,7 +14,7 @@
 static struct {
     struct reader *oldest, *newest;
     size_t n;
-} K;
+} parked;
 
 struct reader *
 park_new(struct req *r, struct room *rm, int64_t since, const char *id)
@@ -36,11 +36,11 @@ tlist_remove(struct reader *rd)
     if (rd->tprev)
         rd->tprev->tnext = rd->tnext;
     else
-        K.oldest = rd->tnext;
+        parked.oldest = rd->tnext;
     if (rd->tnext)
         rd->tnext->tprev = rd->tprev;
     else
-        K.newest = rd->tprev;
+        parked.newest = rd->tprev;
 }
 
 static void
@@ -50,12 +50,12 @@ tlist_append(struct reader *rd, int deadline_ms)
     if (rd->deadline == 0)
         rd->deadline = 1; /* 0 means not waiting */
     rd->tnext = NULL;
-    rd->tprev = K.newest;
-    if (K.newest)
-        K.newest->tnext = rd;
+    rd->tprev = parked.newest;
+    if (parked.newest)
+        parked.newest->tnext = rd;
     else
-        K.oldest = rd;
-    K.newest = rd;
+        parked.oldest = rd;
+    parked.newest = rd;
 }
 
 static int
@@ -79,7 +79,7 @@ unpark(struct reader *rd)
         rd->next->prev = rd->prev;
     rm->nreaders--;
     tlist_remove(rd);
-    K.n--;
+    parked.n--;
     stats_add(&stats.parked, -1);
     stats_add(&stats_all->parked, -1);
     rd->deadline = 0;
@@ -109,7 +109,7 @@ park_wait(struct reader *rd, int deadline_ms)
     rm->readers = rd;
     rm->nreaders++;
     tlist_append(rd, deadline_ms);
-    K.n++;
+    parked.n++;
     stats_add(&stats.parked, 1);
     stats_add(&stats_all->parked, 1);
     rd->req->cancel = cancel;
@@ -157,7 +157,7 @@ park_error(struct reader *rd, int status, const char *message)
 struct reader *
 park_oldest(void)
 {
-    return K.oldest;
+    return parked.oldest;
 }
 
 struct reader *
@@ -169,5 +169,5 @@ park_next(const struct reader *rd)
 size_t
 park_count(void)
 {
-    return K.n;
+    return parked.n;
 }

@@ -1,5 +1,6 @@
-/* park.h -- readers: /recv requests the event loop holds, each waiting in
- * its room until a message or its deadline, when it gets a ping.
+/* park.h -- readers: /recv and /events requests the event loop holds,
+ * each waiting in its room until a message or its deadline, when it gets
+ * its keep-alive.
  *
  * A waiting reader costs its socket and this record: no thread, no
  * database connection.

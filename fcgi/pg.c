@@ -138,9 +138,8 @@ pg_retry_at(const struct pg *p)
 static void
 backoff(struct pg *p)
 {
-    p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : PG_BACKOFF_MIN_MS;
-    if (p->backoff_ms > PG_BACKOFF_MAX_MS)
-        p->backoff_ms = PG_BACKOFF_MAX_MS;
+    p->backoff_ms =
+        backoff_next(p->backoff_ms, PG_BACKOFF_MIN_MS, PG_BACKOFF_MAX_MS);
     p->retry_at = mono_ms() + p->backoff_ms;
 }
 

@@ -41,7 +41,7 @@ is_form(const char *type)
            (type[n] == '\0' || type[n] == ';' || type[n] == ' ');
 }
 
-/* Decodes the form body in (already read whole, up to REQ_MAX_BODY) into
+/* Decodes the form body in (already read whole, up to WIRE_MAX_BODY) into
  * r->form, or sets r->body_status. */
 static void
 read_body(struct req *r, const struct wire_in *in)
@@ -51,7 +51,7 @@ read_body(struct req *r, const struct wire_in *in)
 
     if (len <= 0)
         return;
-    if (len > REQ_MAX_BODY || in->body_over) {
+    if (len > WIRE_MAX_BODY || in->body_over) {
         r->body_status = 413;
         return;
     }
@@ -254,6 +254,34 @@ req_error(struct req *r, int status, const char *message)
 
     req_reply(r, status, body, len);
     free(body);
+}
+
+void
+req_error_retry(struct req *r, int status, const char *message, int retry_s)
+{
+    char header[40];
+    size_t len;
+    char *body = views_error(message, &len);
+
+    snprintf(header, sizeof(header), "Retry-After: %d\r\n", retry_s);
+    req_reply_with(r, status, header, body, len);
+    free(body);
+}
+
+/* Readable by no script, sent to no other site; Secure over HTTPS. */
+void
+req_session_cookie(const struct req *r, const char *room, const char *token,
+                   char *buf, size_t size)
+{
+    const char *base = req_env(r, "PGCHAT_BASE");
+    const char *https = req_env(r, "HTTPS");
+
+    snprintf(buf, size,
+             "Set-Cookie: pgchat_%s=%s; Path=%s; HttpOnly; SameSite=Strict%s%s"
+             "\r\n",
+             room, token ? token : "", base && *base ? base : "/",
+             https && strcmp(https, "on") == 0 ? "; Secure" : "",
+             token ? "" : "; Max-Age=0");
 }
 
 void

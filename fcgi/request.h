@@ -16,10 +16,6 @@
 #include "server.h"
 #include "wire.h"
 
-/* Bodies above this are refused with 413; nginx's client_max_body_size is
- * the same, so the cap only matters when nginx is configured otherwise. */
-#define REQ_MAX_BODY (64 * 1024)
-
 enum req_method { REQ_GET = 1, REQ_HEAD = 2, REQ_POST = 4, REQ_OTHER = 8 };
 
 struct req {
@@ -36,6 +32,9 @@ struct req {
      * called there when the client has gone (then r must be dropped). */
     void (*cancel)(struct req *r);
     void *holder; /* the holder's own record of r */
+    /* Set on the loop thread when the client has gone: a thread that has
+     * not started on r yet need not. */
+    _Atomic int gone;
 };
 
 /* Returns the request that c has just read whole (in), decoded; it takes c
@@ -56,6 +55,17 @@ const char *req_env(const struct req *r, const char *name);
 void req_reply(struct req *r, int status, const char *body, size_t len);
 void req_error(struct req *r, int status, const char *message);
 void req_ok(struct req *r);
+
+/* Takes r: as req_error, with a Retry-After of retry_s seconds: for the
+ * refusals that waiting cures (a rate, a full queue, a restart). */
+void req_error_retry(struct req *r, int status, const char *message,
+                     int retry_s);
+
+/* Writes into buf (size bytes) the Set-Cookie line that carries the
+ * session token of room for its event stream (EventSource cannot send a
+ * header), or clears it when token is NULL. Loop thread. */
+void req_session_cookie(const struct req *r, const char *room,
+                        const char *token, char *buf, size_t size);
 
 /* Takes r: as req_reply, with more header lines ("Name: value\r\n"
  * each; ours, never from input). */

@@ -15,7 +15,7 @@
 
 #include "archive.h"
 #include "config.h"
-#include "loop.h"
+#include "recv.h"
 #include "request.h"
 #include "stats.h"
 #include "token.h"
@@ -96,24 +96,13 @@ cross_site(const struct req *r)
     return !p || !same_host(p + 3, host, req_env(r, "SERVER_PORT"));
 }
 
-static struct job *
-job_new(struct req *r, enum job_kind kind, const char *room)
-{
-    struct job *j = xcalloc(1, sizeof(*j));
-
-    j->req = r;
-    j->kind = kind;
-    j->room = room;
-    return j;
-}
-
 static void
 handle_who(struct req *r)
 {
     const char *room;
 
     if (take_room(r, &room) == 0)
-        writer_submit(job_new(r, JOB_WHO, room));
+        writer_submit(job_new(r, WRITER_WHO, room));
 }
 
 static void
@@ -128,7 +117,7 @@ handle_join(struct req *r)
     }
     if (take_room(r, &room) < 0)
         return;
-    j = job_new(r, JOB_JOIN, room);
+    j = job_new(r, WRITER_JOIN, room);
     j->nick = nick;
     j->addr = req_env(r, "REMOTE_ADDR");
     j->token = token_new();
@@ -137,6 +126,7 @@ handle_join(struct req *r)
         req_error(r, 503, "Cannot create a session, try again");
         return;
     }
+    req_session_cookie(r, room, j->token, j->cookie, sizeof(j->cookie));
     writer_submit(j);
 }
 
@@ -152,8 +142,9 @@ handle_part(struct req *r)
         req_ok(r); /* names no session: nothing to end */
         return;
     }
-    j = job_new(r, JOB_PART, room);
+    j = job_new(r, WRITER_PART, room);
     j->id = id;
+    req_session_cookie(r, room, NULL, j->cookie, sizeof(j->cookie));
     writer_submit(j);
 }
 
@@ -193,7 +184,7 @@ handle_send(struct req *r)
     case VALID_TEXT_OK:
         break;
     }
-    j = job_new(r, JOB_SEND, room);
+    j = job_new(r, WRITER_SEND, room);
     j->id = id;
     j->text = text;
     j->mid = mid;
@@ -215,7 +206,7 @@ handle_recv(struct req *r)
     /* Reading needs no session; an id is only used as a keep-alive. */
     if (id && !valid_id(id, strlen(id)))
         id = NULL;
-    loop_recv(r, room, since, id);
+    recv_recv(r, room, since, id);
 }
 
 /* The session of this room's cookie (set at join, for the event stream,
@@ -253,7 +244,7 @@ handle_events(struct req *r)
     }
     if (take_room(r, &room) < 0)
         return;
-    loop_events(r, room, since, cookie_id(r, room));
+    recv_events(r, room, since, cookie_id(r, room));
 }
 
 /* What the answering worker knows without waiting: its LISTEN connection
@@ -264,7 +255,7 @@ handle_healthz(struct req *r)
     size_t len;
     char *body;
 
-    if (!loop_healthy()) {
+    if (!recv_healthy()) {
         req_error(r, 503, REQ_DB_DOWN);
         return;
     }
@@ -296,7 +287,7 @@ handle_history(struct req *r)
         req_error(r, 400, "Bad limit");
         return;
     }
-    j = job_new(r, JOB_HISTORY, room);
+    j = job_new(r, ARCHIVE_HISTORY, room);
     j->before = v_before;
     j->limit = (int)v_limit;
     archive_submit(j);
@@ -327,16 +318,39 @@ handle_search(struct req *r)
         req_error(r, 400, "Bad limit");
         return;
     }
-    j = job_new(r, JOB_SEARCH, room);
+    j = job_new(r, ARCHIVE_SEARCH, room);
     j->query = q;
     j->limit = (int)v_limit;
     archive_submit(j);
 }
 
+/* GET /limits: what the client must know to stay inside the rules, so
+ * that it need not copy them. */
+static void
+handle_limits(struct req *r)
+{
+    struct views_limits l = {
+        .nick_max = VALID_NICK_MAX,
+        .room_max = VALID_ROOM_MAX,
+        .message_bytes = (int)config.max_message,
+        .history_limit = HISTORY_LIMIT_MAX,
+        .search_limit = SEARCH_LIMIT_MAX,
+        .search_chars = SEARCH_QUERY_MAX,
+        .send_rate = config.rate_limit ? config.send_rate : 0,
+        .send_burst = config.rate_limit ? config.send_burst : 0,
+        .recv_timeout = config.recv_timeout_ms / 1000,
+    };
+    size_t len;
+    char *body = views_limits(&l, &len);
+
+    req_reply(r, 200, body, len);
+    free(body);
+}
+
 static void
 handle_stats(struct req *r)
 {
-    writer_submit(job_new(r, JOB_STATS, NULL));
+    writer_submit(job_new(r, WRITER_STATS, NULL));
 }
 
 /* GET /metrics: the whole responder's counters, every worker's, in the
@@ -369,6 +383,7 @@ static const struct route {
     {"history", REQ_GET | REQ_HEAD, 0, handle_history},
     {"search", REQ_GET | REQ_HEAD, 0, handle_search},
     {"metrics", REQ_GET | REQ_HEAD, 0, handle_metrics},
+    {"limits", REQ_GET | REQ_HEAD, 0, handle_limits},
 };
 
 /* Takes r: answers it at once (errors, 404, 405) or hands it on. */
@@ -423,6 +438,9 @@ routes_abort(struct conn *c)
 {
     struct req *r = server_owner(c);
 
-    if (r && r->cancel)
+    if (!r)
+        return;
+    r->gone = 1;
+    if (r->cancel)
         r->cancel(r);
 }

@@ -34,7 +34,6 @@
 #define SERVER_IDLE_MS 300000   /* between requests (nginx's pool: 60 s) */
 #define SERVER_PARTIAL_MS 10000 /* the rest of a request begun */
 #define SERVER_SEND_MS 10000    /* a reply the peer does not read */
-#define SERVER_MAX_BODY (64 * 1024)
 #define SERVER_MAX_QUEUE (1024 * 1024) /* unsent bytes of a stream */
 
 struct conn {
@@ -62,7 +61,7 @@ static struct {
     struct conn *all, *zombies;
     size_t nbusy;
     char rbuf[SERVER_READ];
-} S;
+} conns;
 
 static void on_input(struct conn *c);
 
@@ -72,7 +71,7 @@ static void
 set_busy(struct conn *c, int busy)
 {
     if (c->busy != (unsigned)busy)
-        S.nbusy += busy ? 1 : (size_t)-1;
+        conns.nbusy += busy ? 1 : (size_t)-1;
     c->busy = (unsigned)busy;
 }
 
@@ -82,13 +81,13 @@ bury(struct conn *c)
 {
     if (c->prev)
         c->prev->next = c->next;
-    else if (S.all == c)
-        S.all = c->next;
+    else if (conns.all == c)
+        conns.all = c->next;
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
-    c->zombie = S.zombies;
-    S.zombies = c;
+    c->zombie = conns.zombies;
+    conns.zombies = c;
 }
 
 /* Closes c's socket. Its memory goes once it has no busy request. */
@@ -107,10 +106,10 @@ conn_close(struct conn *c)
 static void
 free_zombies(void)
 {
-    while (S.zombies) {
-        struct conn *c = S.zombies;
+    while (conns.zombies) {
+        struct conn *c = conns.zombies;
 
-        S.zombies = c->zombie;
+        conns.zombies = c->zombie;
         wire_in_reset(&c->in);
         free(c->buf);
         outq_release(&c->q);
@@ -210,7 +209,7 @@ request_over(struct conn *c, int rc)
         bury(c);
         return;
     }
-    if (!c->in.keep || S.stopping)
+    if (!c->in.keep || conns.stopping)
         c->close_after = 1;
     after_send(c, rc);
     /* Bytes that came while busy (a web server that does not wait). */
@@ -288,7 +287,7 @@ static void
 abort_busy(struct conn *c)
 {
     c->aborted = 1;
-    S.cb.abort(c);
+    conns.cb.abort(c);
 }
 
 /* Keeps data[used..len) for the next read. */
@@ -334,7 +333,7 @@ parse(struct conn *c, const char *data, size_t len)
             stats_add(&stats.requests, 1);
             set_busy(c, 1);
             c->served = 1;
-            S.cb.request(c, &c->in);
+            conns.cb.request(c, &c->in);
             wire_in_next(&c->in);
             if (c->dead)
                 break;
@@ -367,7 +366,7 @@ on_input(struct conn *c)
     if (c->len && !c->busy && parse(c, "", 0) < 0)
         goto broken;
     while (!c->dead) {
-        ssize_t n = recv(c->w.fd, S.rbuf, sizeof(S.rbuf), 0);
+        ssize_t n = recv(c->w.fd, conns.rbuf, sizeof(conns.rbuf), 0);
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -379,7 +378,7 @@ on_input(struct conn *c)
             goto broken; /* it talks on without waiting: not nginx */
         /* While busy, only ABORT_REQUEST or a refused second request
          * can come. */
-        if (parse(c, S.rbuf, (size_t)n) < 0)
+        if (parse(c, conns.rbuf, (size_t)n) < 0)
             goto broken;
     }
     c->reading = 0;
@@ -425,17 +424,17 @@ server_adopt(int fd)
 
     c->w.fd = fd;
     c->w.fn = on_conn;
-    c->in.max_body = SERVER_MAX_BODY;
+    c->in.max_body = WIRE_MAX_BODY;
     if (ev_add(&c->w, EV_IN | EV_RDHUP) < 0) {
         log_error("cannot watch a connection: %s", strerror(errno));
         close(fd);
         free(c);
         return;
     }
-    c->next = S.all;
-    if (S.all)
-        S.all->prev = c;
-    S.all = c;
+    c->next = conns.all;
+    if (conns.all)
+        conns.all->prev = c;
+    conns.all = c;
     set_deadline(c);
     stats_add(&stats.connections, 1);
 }
@@ -443,7 +442,7 @@ server_adopt(int fd)
 int
 server_init(const struct server_callbacks *cb)
 {
-    S.cb = *cb;
+    conns.cb = *cb;
     return 0;
 }
 
@@ -452,10 +451,10 @@ server_stop(void)
 {
     struct conn *c, *next;
 
-    S.stopping = 1;
+    conns.stopping = 1;
     /* Idle connections close now, so that nginx sends its next requests
      * to the other workers; the rest close once answered. */
-    for (c = S.all; c; c = next) {
+    for (c = conns.all; c; c = next) {
         next = c->next;
         if (!c->busy && !outq_pending(&c->q))
             conn_close(c);
@@ -467,9 +466,9 @@ server_stop(void)
 size_t
 server_busy(void)
 {
-    size_t n = S.nbusy;
+    size_t n = conns.nbusy;
 
-    for (struct conn *c = S.all; c; c = c->next)
+    for (struct conn *c = conns.all; c; c = c->next)
         if (!c->busy && outq_pending(&c->q))
             n++;
     return n;
@@ -479,7 +478,7 @@ int64_t
 server_due(void)
 {
     /* Deadlines are checked once a second: their bounds are seconds. */
-    return S.zombies ? 0 : mono_ms() + 1000;
+    return conns.zombies ? 0 : mono_ms() + 1000;
 }
 
 void
@@ -492,7 +491,7 @@ server_tick(int64_t now)
     if (now < next_scan)
         return;
     next_scan = now + 1000;
-    for (c = S.all; c; c = next) {
+    for (c = conns.all; c; c = next) {
         next = c->next;
         if (c->dead || !c->deadline || now < c->deadline)
             continue;

@@ -21,8 +21,8 @@ static struct stats_all private_block;
 struct stats_all *stats_all = &private_block;
 
 static const char *const endpoints[STATS_ENDPOINTS] = {
-    "who",     "join",  "part",    "send",   "recv",    "events",
-    "healthz", "stats", "history", "search", "metrics", "other",
+    "who",   "join",    "part",   "send",    "recv",   "events", "healthz",
+    "stats", "history", "search", "metrics", "limits", "other",
 };
 
 static const int codes[STATS_CODES - 1] = {200, 400, 403, 404, 405, 413,

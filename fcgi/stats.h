@@ -14,14 +14,12 @@
 struct stats {
     _Atomic long long connections; /* FastCGI connections accepted */
     _Atomic long long requests;    /* FastCGI requests read */
-    _Atomic long long parked;      /* /recv requests waiting now */
-    _Atomic long long db_timeouts; /* database calls given up */
-    _Atomic long long db_reconnects;
+    _Atomic long long parked;      /* /recv and /events waiting now */
 };
 
 extern struct stats stats;
 
-#define STATS_ENDPOINTS 12 /* the routes, and "other" for the rest */
+#define STATS_ENDPOINTS 13 /* the routes, and "other" for the rest */
 #define STATS_CODES 13     /* the statuses we answer, and "other" */
 #define STATS_BATCH_BUCKETS 9
 #define STATS_FANOUT_BUCKETS 12

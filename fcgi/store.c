@@ -345,7 +345,7 @@ store_recv_send(struct pg *p, const char *room, int64_t since, int limit)
 }
 
 int
-store_ping_send(struct pg *p)
+store_check_send(struct pg *p)
 {
     return pg_send(p, "SELECT 1", 0, NULL);
 }

@@ -99,7 +99,7 @@ int store_recv_send(struct pg *p, const char *room, int64_t since, int limit);
 struct msg_list *store_recv_decode(struct pg_res *res, int64_t *head);
 
 /* Sends a trivial statement, to learn that the connection still answers. */
-int store_ping_send(struct pg *p);
+int store_check_send(struct pg *p);
 
 /* Splits a notification's payload ("room head") in place. Returns 0, or -1
  * when it is not one of ours. */

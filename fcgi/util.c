@@ -142,3 +142,10 @@ log_msg(enum log_level level, const char *fmt, ...)
         /* Nowhere left to complain to. */
     }
 }
+
+int
+backoff_next(int ms, int min, int max)
+{
+    ms = ms ? 2 * ms : min;
+    return ms > max ? max : ms;
+}

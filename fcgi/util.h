@@ -39,4 +39,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
+/* The next wait of an exponential back-off after one of ms (0: none yet):
+ * min first, then twice the last, never more than max. */
+int backoff_next(int ms, int min, int max);
+
 #endif

@@ -109,9 +109,8 @@ grow(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
     (*buf)[*len] = '\0';
 }
 
-/* Returns m as JSON, the caller's to free. */
-static char *
-message_json(const struct msg *m, size_t *len)
+char *
+views_message(const struct msg *m, size_t *len)
 {
     return finish(message_object(m), len);
 }
@@ -122,7 +121,7 @@ views_prepare(struct msg_list *list)
     for (size_t i = 0; i < list->len; i++)
         if (!list->items[i].json)
             list->items[i].json =
-                message_json(&list->items[i], &list->items[i].json_len);
+                views_message(&list->items[i], &list->items[i].json_len);
 }
 
 /* Appends m's JSON: the one views_prepare() made, or one made now. */
@@ -136,7 +135,7 @@ grow_message(char **buf, size_t *len, size_t *cap, const struct msg *m)
         grow(buf, len, cap, m->json, m->json_len);
         return;
     }
-    json = message_json(m, &n);
+    json = views_message(m, &n);
     grow(buf, len, cap, json, n);
     free(json);
 }
@@ -204,6 +203,30 @@ views_health(long long rss, size_t *len)
 }
 
 char *
+views_limits(const struct views_limits *l, size_t *len)
+{
+    json_object *root = json_object_new_object();
+
+    json_object_object_add(root, "nick_max", json_object_new_int(l->nick_max));
+    json_object_object_add(root, "room_max", json_object_new_int(l->room_max));
+    json_object_object_add(root, "message_bytes",
+                           json_object_new_int(l->message_bytes));
+    json_object_object_add(root, "history_limit",
+                           json_object_new_int(l->history_limit));
+    json_object_object_add(root, "search_limit",
+                           json_object_new_int(l->search_limit));
+    json_object_object_add(root, "search_chars",
+                           json_object_new_int(l->search_chars));
+    json_object_object_add(root, "send_rate",
+                           json_object_new_double(l->send_rate));
+    json_object_object_add(root, "send_burst",
+                           json_object_new_double(l->send_burst));
+    json_object_object_add(root, "recv_timeout",
+                           json_object_new_int(l->recv_timeout));
+    return finish(root, len);
+}
+
+char *
 views_stats(const struct views_stats *s, size_t *len)
 {
     json_object *root = json_object_new_object();
@@ -222,29 +245,4 @@ views_stats(const struct views_stats *s, size_t *len)
     json_object_object_add(root, "requests",
                            json_object_new_int64(s->requests));
     return finish(root, len);
-}
-
-char *
-views_events(const struct msg_list *list, size_t *len)
-{
-    static const char gap[] = "event: gap\ndata: {}\n\n";
-    char *out = NULL;
-    size_t cap = 0;
-
-    *len = 0;
-    if (list->gap)
-        grow(&out, len, &cap, gap, sizeof(gap) - 1);
-    for (size_t i = 0; i < list->len; i++) {
-        char id[40];
-        int k = snprintf(id, sizeof(id),
-                         "id: %lld\ndata: ", (long long)list->items[i].ts);
-
-        grow(&out, len, &cap, id, (size_t)k);
-        /* JSON has no raw newline */
-        grow_message(&out, len, &cap, &list->items[i]);
-        grow(&out, len, &cap, "\n\n", 2);
-    }
-    if (!out)
-        out = xstrdup("");
-    return out;
 }

@@ -36,9 +36,8 @@ char *views_messages(const struct msg_list *list, long long rss, int ping,
  * so that the replies that carry it copy it instead of making it again. */
 void views_prepare(struct msg_list *list);
 
-/* The messages as Server-Sent Events: "id: TIMESTAMP\ndata: {message}\n\n"
- * each, after "event: gap\ndata: {}\n\n" when the cursor was moved up. */
-char *views_events(const struct msg_list *list, size_t *len);
+/* One message as JSON, the same bytes views_prepare() gives it. */
+char *views_message(const struct msg *m, size_t *len);
 
 /* {"messages":[...],"more":bool,"rss":N}: a page of /history. */
 char *views_history(const struct msg_list *list, int more, long long rss,
@@ -46,6 +45,17 @@ char *views_history(const struct msg_list *list, int more, long long rss,
 
 /* {"status":"ok","rss":N} */
 char *views_health(long long rss, size_t *len);
+
+/* The limits a client must know, for GET /limits. */
+struct views_limits {
+    int nick_max, room_max, message_bytes;
+    int history_limit, search_limit, search_chars;
+    double send_rate, send_burst; /* 0: no limit */
+    int recv_timeout;             /* seconds */
+};
+
+/* {"nick_max":N,...}: every field of l, by the same names. */
+char *views_limits(const struct views_limits *l, size_t *len);
 
 struct views_stats {
     long long uptime_s, pid, parked, messages, sessions, rooms, rss;

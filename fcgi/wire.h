@@ -16,6 +16,11 @@
  * hundred; its large_client_header_buffers bound them far below this). */
 #define WIRE_MAX_PARAMS (256 * 1024)
 
+/* Bytes of body in one request at the most: more is refused with 413.
+ * nginx's client_max_body_size is the same, so this only matters when
+ * nginx is configured otherwise. */
+#define WIRE_MAX_BODY (64 * 1024)
+
 /* A connection's input: fill it with wire_feed() until it says READY.
  *
  * One request at a time (FCGI_MPXS_CONNS is 0): while one is being read or

@@ -1,5 +1,6 @@
 /* worker.c -- one worker process: the event loop, which owns every socket
- * and parked request, and the writer thread beside it.
+ * and parked request, and beside it the writer thread (joins, parts,
+ * sends) and the archive thread (/history, /search).
  *
  * The process holds no chat state: everything it knows it can read again
  * from PostgreSQL, which is why a worker may die at any time and be replaced.
@@ -19,7 +20,7 @@
 #include "accept.h"
 #include "archive.h"
 #include "ev.h"
-#include "loop.h"
+#include "recv.h"
 #include "routes.h"
 #include "server.h"
 #include "util.h"
@@ -45,7 +46,7 @@ on_signal(struct ev_watch *w, uint32_t events)
 static void
 round_trip(int64_t max_wait)
 {
-    int64_t now = mono_ms(), due = loop_due();
+    int64_t now = mono_ms(), due = recv_due();
 
     if (server_due() < due)
         due = server_due();
@@ -55,7 +56,7 @@ round_trip(int64_t max_wait)
         due = now + max_wait;
     ev_wait(due <= now ? 0 : (int)(due - now));
     now = mono_ms();
-    loop_tick(now);
+    recv_tick(now);
     server_tick(now);
     accept_tick(now);
 }
@@ -70,7 +71,7 @@ finish(void)
 
     accept_stop();
     server_stop();
-    loop_stop();
+    recv_stop();
     writer_stop();
     archive_stop();
     while ((!writer_done() || !archive_done() || server_busy()) &&
@@ -79,7 +80,7 @@ finish(void)
     writer_join();
     archive_join();
     ev_run_posted();
-    loop_close();
+    recv_close();
 }
 
 void
@@ -110,7 +111,7 @@ worker_run(int listen_fd, int write_fd, int ready_fd)
 
     if (sig.fd < 0 || ev_init() < 0 || ev_add(&sig, EV_IN) < 0 ||
         writer_start() < 0 || archive_start() < 0 ||
-        loop_init(writer_touch) < 0 || server_init(&cb) < 0 ||
+        recv_init(writer_touch) < 0 || server_init(&cb) < 0 ||
         accept_init(listen_fd, write_fd, server_adopt) < 0) {
         log_error("cannot start the worker: %s", strerror(errno));
         exit(1);

@@ -1,5 +1,5 @@
-/* worker.h -- one worker process: the event loop and the writer thread
- * around the listening sockets. */
+/* worker.h -- one worker process: the event loop, the writer and archive
+ * threads, around the listening sockets. */
 #ifndef PGCHAT_WORKER_H
 #define PGCHAT_WORKER_H
 

@@ -11,7 +11,6 @@
  */
 #include "writer.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "jobq.h"
 #include "limit.h"
 #include "maint.h"
 #include "pg.h"
@@ -31,60 +31,23 @@
 #define WRITER_MAX_BATCH 1024
 
 static struct {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cond; /* on CLOCK_MONOTONIC */
-    struct job *head, *tail;
-    int stopping;
-    _Atomic int done; /* the thread has finished */
+    struct jobq *q;
     struct pg *pg;
     struct limiter *limiter; /* sends per session; NULL: no limit */
     int64_t next_prune;
-} W = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} writer;
 
 void
 writer_submit(struct job *j)
 {
-    j->next = NULL;
-    pthread_mutex_lock(&W.mu);
-    if (W.stopping) {
-        pthread_mutex_unlock(&W.mu);
-        job_error(j, 503, "Server is restarting, try again");
-        return;
-    }
-    /* The writer waits only on an empty queue, and takes all of it at once:
-     * only the first job of a batch needs to wake it. */
-    if (!W.head)
-        pthread_cond_signal(&W.cond);
-    if (W.tail)
-        W.tail->next = j;
-    else
-        W.head = j;
-    W.tail = j;
-    pthread_mutex_unlock(&W.mu);
+    if (jobq_submit(writer.q, j) < 0)
+        job_error_retry(j, 503, "Server is restarting, try again", 1);
 }
 
 void
 writer_touch(char **ids, size_t n)
 {
     maint_touch(ids, n);
-}
-
-/* The session's cookie for the room's event stream (EventSource cannot
- * send a header): readable by no script, sent to no other site. token
- * NULL clears it. Written into j->cookie. */
-static void
-session_cookie(struct job *j, const char *token)
-{
-    const char *base = req_env(j->req, "PGCHAT_BASE");
-    const char *https = req_env(j->req, "HTTPS");
-
-    snprintf(j->cookie, sizeof(j->cookie),
-             "Set-Cookie: pgchat_%s=%s; Path=%s; HttpOnly; SameSite=Strict%s%s"
-             "\r\n",
-             j->room, token ? token : "", base && *base ? base : "/",
-             https && strcmp(https, "on") == 0 ? "; Secure" : "",
-             token ? "" : "; Max-Age=0");
 }
 
 static void
@@ -102,11 +65,10 @@ do_join(struct job *j)
     size_t len;
     char *body;
 
-    switch (store_join(W.pg, &a)) {
+    switch (store_join(writer.pg, &a)) {
     case STORE_JOINED:
         body = views_join(j->token, j->nick, rss_current(), config.starttime,
                           &len);
-        session_cookie(j, j->token);
         job_reply(j, body, len);
         free(body);
         break;
@@ -131,12 +93,11 @@ do_part(struct job *j)
     size_t len;
     char *body;
 
-    if (store_part(W.pg, j->id, j->room) < 0) {
+    if (store_part(writer.pg, j->id, j->room) < 0) {
         job_error(j, 503, REQ_DB_DOWN);
         return;
     }
     body = views_rss(rss_current(), &len);
-    session_cookie(j, NULL);
     job_reply(j, body, len);
     free(body);
 }
@@ -145,7 +106,7 @@ static void
 do_who(struct job *j)
 {
     size_t n, len;
-    char **nicks = store_who(W.pg, j->room, &n);
+    char **nicks = store_who(writer.pg, j->room, &n);
     char *body;
 
     if (!nicks) {
@@ -166,7 +127,7 @@ do_stats(struct job *j)
     size_t len;
     char *body;
 
-    if (store_stats(W.pg, &db) < 0) {
+    if (store_stats(writer.pg, &db) < 0) {
         job_error(j, 503, REQ_DB_DOWN);
         return;
     }
@@ -203,7 +164,7 @@ do_sends(struct job **sends, size_t n)
         texts[i] = sends[i]->text;
         mids[i] = sends[i]->mid;
     }
-    rc = store_send(W.pg, tokens, rooms, texts, mids, n, ts);
+    rc = store_send(writer.pg, tokens, rooms, texts, mids, n, ts);
     if (rc >= 0)
         stats_batch((long long)n);
     for (size_t i = 0; i < n; i++) {
@@ -238,13 +199,21 @@ allowed(const struct job *j)
 {
     int64_t now = mono_ms();
 
-    if (!W.limiter)
+    if (!writer.limiter)
         return 1;
-    if (now >= W.next_prune) {
-        limiter_prune(W.limiter, now);
-        W.next_prune = now + 10000;
+    if (now >= writer.next_prune) {
+        limiter_prune(writer.limiter, now);
+        writer.next_prune = now + 10000;
     }
-    return limiter_take(W.limiter, j->id, now);
+    return limiter_take(writer.limiter, j->id, now);
+}
+
+/* Seconds until a session refused a send has a token again, at the least: one
+ * token comes every 1/rate seconds. */
+static int
+retry_after(void)
+{
+    return config.send_rate >= 1 ? 1 : (int)(1 / config.send_rate + 0.999);
 }
 
 /* Takes the list: answers every job in it. */
@@ -258,26 +227,23 @@ run_batch(struct job *list)
         struct job *j = list;
 
         list = j->next;
-        switch (j->kind) {
-        case JOB_JOIN:
+        switch ((enum writer_job)j->kind) {
+        case WRITER_JOIN:
             do_join(j);
             break;
-        case JOB_PART:
+        case WRITER_PART:
             do_part(j);
             break;
-        case JOB_WHO:
+        case WRITER_WHO:
             do_who(j);
             break;
-        case JOB_STATS:
+        case WRITER_STATS:
             do_stats(j);
             break;
-        case JOB_HISTORY:
-        case JOB_SEARCH: /* archive.c's: routes.c sends them there */
-            job_error(j, 500, "Internal server error");
-            break;
-        case JOB_SEND:
+        case WRITER_SEND:
             if (!allowed(j)) {
-                job_error(j, 429, "Too many messages, slow down");
+                job_error_retry(j, 429, "Too many messages, slow down",
+                                retry_after());
                 break;
             }
             sends[nsends++] = j;
@@ -293,98 +259,54 @@ run_batch(struct job *list)
     free(sends);
 }
 
-/* Waits for jobs, or until maintenance is due. Returns the queue. */
-static struct job *
-take_jobs(void)
+static int64_t
+maint_deadline(void)
 {
-    struct job *list;
-
-    pthread_mutex_lock(&W.mu);
-    while (!W.head && !W.stopping) {
-        int64_t due = maint_due(), now = mono_ms();
-        struct timespec ts;
-
-        if (due <= now)
-            break;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (due - now) / 1000;
-        ts.tv_nsec += ((due - now) % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&W.cond, &W.mu, &ts);
-    }
-    list = W.head;
-    W.head = W.tail = NULL;
-    pthread_mutex_unlock(&W.mu);
-    return list;
+    return maint_due();
 }
 
-static void *
-writer_main(void *arg)
+/* What was queued before stopping is stored and answered first; then the
+ * last keep-alives. */
+static void
+maint_tick(int idle, int stopping)
 {
-    (void)arg;
-    for (;;) {
-        struct job *list = take_jobs();
-        int stopping;
-
-        if (list)
-            run_batch(list);
-        pthread_mutex_lock(&W.mu);
-        stopping = W.stopping && !W.head;
-        pthread_mutex_unlock(&W.mu);
-        /* What was queued before stopping is still stored and answered;
-         * then the last keep-alives. */
-        maint_run(W.pg, mono_ms(), stopping);
-        if (stopping)
-            break;
-    }
-    W.done = 1;
-    return NULL;
+    (void)idle;
+    maint_run(writer.pg, mono_ms(), stopping);
 }
 
 int
 writer_start(void)
 {
-    pthread_condattr_t attr;
+    static const struct jobq_ops ops = {run_batch, maint_deadline, maint_tick};
 
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&W.cond, &attr);
-    pthread_condattr_destroy(&attr);
-    W.pg = pg_new(config.database_url, "pgchat-writer", config.db_timeout_ms);
+    writer.pg =
+        pg_new(config.database_url, "pgchat-writer", config.db_timeout_ms);
     if (config.rate_limit)
-        W.limiter = limiter_new(config.send_rate, config.send_burst);
+        writer.limiter = limiter_new(config.send_rate, config.send_burst);
     maint_init();
-    if (pthread_create(&W.thread, NULL, writer_main, NULL) != 0) {
-        log_error("cannot start the writer thread");
-        return -1;
-    }
-    return 0;
+    writer.q = jobq_start("pgchat-writer", &ops, 0);
+    return writer.q ? 0 : -1;
 }
 
 void
 writer_stop(void)
 {
-    pthread_mutex_lock(&W.mu);
-    W.stopping = 1;
-    pthread_cond_signal(&W.cond);
-    pthread_mutex_unlock(&W.mu);
+    jobq_stop(writer.q);
 }
 
 int
 writer_done(void)
 {
-    return W.done;
+    return jobq_done(writer.q);
 }
 
 void
 writer_join(void)
 {
-    pthread_join(W.thread, NULL);
-    pg_free(W.pg);
-    W.pg = NULL;
-    limiter_free(W.limiter);
-    W.limiter = NULL;
+    jobq_free(writer.q);
+    writer.q = NULL;
+    pg_free(writer.pg);
+    writer.pg = NULL;
+    limiter_free(writer.limiter);
+    writer.limiter = NULL;
 }

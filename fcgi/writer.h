@@ -9,11 +9,20 @@
 
 #include "job.h"
 
+/* What the writer does for a job (struct job's kind). */
+enum writer_job {
+    WRITER_JOIN = 1,
+    WRITER_PART,
+    WRITER_WHO,
+    WRITER_SEND,
+    WRITER_STATS,
+};
+
 /* Starts the thread and its database connection. Returns 0 or -1. */
 int writer_start(void);
 
-/* Takes j (allocated with xcalloc): queues it; the writer thread answers.
- * Safe from any thread. */
+/* Takes j (from job_new(), a writer_job kind): queues it; the writer
+ * thread answers. Safe from any thread. */
 void writer_submit(struct job *j);
 
 /* Takes ids and each string: the sessions are marked active with the next

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "store.h"
+#include "stream.h"
 #include "tap.h"
 #include "views.h"
 
@@ -68,7 +69,7 @@ main(void)
     {
         /* The JSON made once for the window gives the same bytes. */
         char *fresh = views_messages(&list, 9, 0, &len);
-        char *events = views_events(&list, &len);
+        char *events = stream_events(&list, &len);
 
         views_prepare(&list);
         ok(list.items[1].json &&
@@ -76,7 +77,7 @@ main(void)
            "prepare gives each message its JSON");
         check(views_messages(&list, 9, 0, &len), fresh,
               "a body from prepared messages is the same, byte for byte");
-        check(views_events(&list, &len), events,
+        check(stream_events(&list, &len), events,
               "and so are the events made from them");
         check(views_history(&list, 1, 9, &len),
               "{\"messages\":["
@@ -87,7 +88,7 @@ main(void)
               "{\"nick\":\"alice\",\"type\":\"part\",\"timestamp\":1002}"
               "],\"more\":true,\"rss\":9}",
               "a history page: messages, more, rss");
-        check(views_events(&gap, &len),
+        check(stream_events(&gap, &len),
               "event: gap\ndata: {}\n\nid: 1001\ndata: {\"nick\":\"alice\","
               "\"type\":\"msg\",\"text\":\"<b>\\\"hi\\\"</b> \\\\ / \\n "
               "caf\xc3\xa9\",\"timestamp\":1001}\n\n",

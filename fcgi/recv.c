@@ -1,4 +1,5 @@
-/* loop.c -- every /recv of the worker, decided on the loop thread.
+/* recv.c -- every /recv and /events of the worker, decided on the loop
+ * thread.
  *
  * Parking is safe because one thread does it all: the loop knows, per
  * room, the newest timestamp "head" that it has seen committed (from a
@@ -17,31 +18,31 @@
  * a room of PGCHAT_BATCH_READERS; less in proportion for fewer readers,
  * see deliver.c): what comes meanwhile, and readers that poll again
  * meanwhile, wait for the next one. Each reply then carries more messages,
- * and a flood no longer makes every reader poll once per message (make
- * bench, 1000 readers and 8 senders flat out: about 800 messages a second
- * against 190). A quiet room answers at once.
+ * and a flood no longer makes every reader poll once per message. A quiet
+ * room answers at once.
  */
-#include "loop.h"
+#include "recv.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
-#include "listen.h"
+#include "notify.h"
 #include "deliver.h"
 #include "park.h"
 #include "rooms.h"
 #include "stats.h"
+#include "stream.h"
 #include "util.h"
 #include "views.h"
 
-#define LOOP_PAGE DELIVER_PAGE
-#define LOOP_TOUCH_MS 5000  /* keep-alives are handed on this often */
-#define LOOP_PRUNE_MS 10000 /* idle rooms are looked for this often */
-#define LOOP_RETRY_MS 1000  /* a room whose query failed waits this long */
+#define RECV_PAGE DELIVER_PAGE
+#define RECV_TOUCH_MS 5000  /* keep-alives are handed on this often */
+#define RECV_PRUNE_MS 10000 /* idle rooms are looked for this often */
+#define RECV_RETRY_MS 1000  /* a room whose query failed waits this long */
 
 static struct {
-    loop_touch_fn touch;
+    recv_touch_fn touch;
     char **touches; /* owned: ids of readers answered without waiting */
     size_t ntouches, touch_cap;
     int any_dirty;
@@ -49,7 +50,7 @@ static struct {
     int64_t next_touch, next_prune, next_rss;
     int touch_ms;
     int stopping;
-} L;
+} receiver;
 
 /* A query in flight for a room. */
 struct fetch {
@@ -66,9 +67,9 @@ mark_dirty(struct room *rm)
 {
     if (rm->nreaders) {
         rm->dirty = 1;
-        L.any_dirty = 1;
-        if (rm->quiet_until < L.next_due)
-            L.next_due = rm->quiet_until;
+        receiver.any_dirty = 1;
+        if (rm->quiet_until < receiver.next_due)
+            receiver.next_due = rm->quiet_until;
     }
 }
 
@@ -77,11 +78,12 @@ touch_later(const char *id)
 {
     if (!id)
         return;
-    if (L.ntouches == L.touch_cap) {
-        L.touch_cap = L.touch_cap ? 2 * L.touch_cap : 64;
-        L.touches = xrealloc(L.touches, L.touch_cap * sizeof(*L.touches));
+    if (receiver.ntouches == receiver.touch_cap) {
+        receiver.touch_cap = receiver.touch_cap ? 2 * receiver.touch_cap : 64;
+        receiver.touches = xrealloc(
+            receiver.touches, receiver.touch_cap * sizeof(*receiver.touches));
     }
-    L.touches[L.ntouches++] = xstrdup(id);
+    receiver.touches[receiver.ntouches++] = xstrdup(id);
 }
 
 /* Answers a reader that did not wait. Its session is marked active with
@@ -120,7 +122,7 @@ on_fetched(void *arg, struct msg_list *list, int64_t head)
     rm->querying = 0;
     if (!list) {
         /* Read again after a pause, or once the connection is back. */
-        rm->quiet_until = mono_ms() + LOOP_RETRY_MS;
+        rm->quiet_until = mono_ms() + RECV_RETRY_MS;
         mark_dirty(rm);
         free(f);
         return;
@@ -142,7 +144,7 @@ on_fetched(void *arg, struct msg_list *list, int64_t head)
      * behind (each round would find a newer head and catch up again). */
     missing = deliver_window(rm, &more);
     if (missing >= 0)
-        fetch(rm, missing, LOOP_PAGE);
+        fetch(rm, missing, RECV_PAGE);
     else if (behind || more || rm->recent.head < rm->head || !rm->recent.valid)
         mark_dirty(rm);
 }
@@ -157,7 +159,7 @@ fetch(struct room *rm, int64_t since, int limit)
     f->room = rm;
     f->since = since;
     f->limit = limit;
-    if (listen_recv(rm->name, since, limit, on_fetched, f) < 0) {
+    if (notify_recv(rm->name, since, limit, on_fetched, f) < 0) {
         free(f); /* not listening: up() marks the room again */
         rm->dirty = 1;
         return;
@@ -180,7 +182,7 @@ service(struct room *rm)
         rm->dirty = 0;
         return;
     }
-    if (!listen_up() || now < rm->quiet_until) {
+    if (!notify_up() || now < rm->quiet_until) {
         mark_dirty(rm); /* served when due, or once listening again */
         return;
     }
@@ -191,12 +193,12 @@ service(struct room *rm)
         for (struct reader *rd = rm->readers; !rc->valid && rd; rd = rd->next)
             if (rd->since < since)
                 since = rd->since;
-        fetch(rm, since, rc->valid ? RECENT_MAX : LOOP_PAGE);
+        fetch(rm, since, rc->valid ? RECENT_MAX : RECV_PAGE);
         return;
     }
     missing = deliver_window(rm, &behind);
     if (missing >= 0)
-        fetch(rm, missing, LOOP_PAGE);
+        fetch(rm, missing, RECV_PAGE);
     else if (behind)
         mark_dirty(rm); /* streams a page was not all for: next round */
 }
@@ -225,7 +227,7 @@ on_notify(const char *room, int64_t head)
 }
 
 static void
-forget_head(struct room *rm)
+forget(struct room *rm)
 {
     rm->known = 0;
 }
@@ -249,13 +251,13 @@ on_up(void)
 static void
 on_down(void)
 {
-    rooms_each(forget_head);
+    rooms_each(forget);
 }
 
 /* --- requests ------------------------------------------------------------ */
 
 void
-loop_recv(struct req *r, const char *room, int64_t since, const char *id)
+recv_recv(struct req *r, const char *room, int64_t since, const char *id)
 {
     struct room *rm = rooms_get(room);
     struct reader *rd = park_new(r, rm, since, id);
@@ -263,7 +265,7 @@ loop_recv(struct req *r, const char *room, int64_t since, const char *id)
     int64_t now = mono_ms();
 
     rm->used = now;
-    if (L.stopping) {
+    if (receiver.stopping) {
         ping(rd); /* nobody would wake it: the client asks again */
         return;
     }
@@ -274,15 +276,15 @@ loop_recv(struct req *r, const char *room, int64_t since, const char *id)
     /* About to answer from what is known: first learn of commits whose
      * NOTIFY has come already (a client that has just sent, asking another
      * worker, then sees its own message). */
-    listen_drain();
+    notify_drain();
     /* A window behind a known head waits for the catch-up, which serves
      * every reader of the room, instead of giving an answer already old. */
     if ((!rm->known || rm->recent.head >= rm->head) &&
-        recent_slice(&rm->recent, since, LOOP_PAGE, &view) == 0 && view.len) {
+        recent_slice(&rm->recent, since, RECV_PAGE, &view) == 0 && view.len) {
         /* Right after a fan-out (a busy room), a reader less than a page
          * behind waits for the next one: its news and what comes meanwhile
          * then travel in one reply, not one each. */
-        if (rm->known && now < rm->quiet_until && view.len < LOOP_PAGE) {
+        if (rm->known && now < rm->quiet_until && view.len < RECV_PAGE) {
             park_wait(rd, config.recv_timeout_ms);
             mark_dirty(rm);
             return;
@@ -296,37 +298,33 @@ loop_recv(struct req *r, const char *room, int64_t since, const char *id)
 }
 
 void
-loop_events(struct req *r, const char *room, int64_t since, const char *id)
+recv_events(struct req *r, const char *room, int64_t since, const char *id)
 {
-    static const char retry[] = "retry: 1000\n\n";
     struct room *rm = rooms_get(room);
     struct reader *rd = park_new(r, rm, since, id);
 
     rd->stream = 1;
     rm->used = mono_ms();
-    /* A stream that breaks is asked for again after a second, from its
-     * last event's id (EventSource's Last-Event-ID). */
-    if (req_stream_begin(r, "text/event-stream") < 0 ||
-        req_stream(r, retry, sizeof(retry) - 1) < 0) {
+    if (stream_open(r) < 0) {
         park_drop(rd);
         return;
     }
-    if (L.stopping) {
+    if (receiver.stopping) {
         park_end(rd); /* its client asks again, elsewhere */
         return;
     }
     park_wait(rd, config.recv_timeout_ms);
     if (rm->known && since >= rm->head)
         return;
-    listen_drain();
+    notify_drain();
     mark_dirty(rm);
     service(rm);
 }
 
 int
-loop_healthy(void)
+recv_healthy(void)
 {
-    return listen_healthy();
+    return notify_healthy();
 }
 
 /* --- timers -------------------------------------------------------------- */
@@ -338,90 +336,90 @@ hand_touches(void)
 {
     for (struct reader *rd = park_oldest(); rd; rd = park_next(rd))
         touch_later(rd->id);
-    if (L.ntouches)
-        L.touch(L.touches, L.ntouches);
+    if (receiver.ntouches)
+        receiver.touch(receiver.touches, receiver.ntouches);
     else
-        free(L.touches);
-    L.touches = NULL;
-    L.ntouches = L.touch_cap = 0;
+        free(receiver.touches);
+    receiver.touches = NULL;
+    receiver.ntouches = receiver.touch_cap = 0;
 }
 
 int64_t
-loop_due(void)
+recv_due(void)
 {
-    int64_t due = listen_due();
+    int64_t due = notify_due();
     struct reader *rd = park_oldest();
 
-    if (L.next_touch < due)
-        due = L.next_touch;
-    if (L.next_prune < due)
-        due = L.next_prune;
-    if (L.next_rss < due)
-        due = L.next_rss;
+    if (receiver.next_touch < due)
+        due = receiver.next_touch;
+    if (receiver.next_prune < due)
+        due = receiver.next_prune;
+    if (receiver.next_rss < due)
+        due = receiver.next_rss;
     if (rd && rd->deadline < due)
         due = rd->deadline;
-    if (L.any_dirty && listen_up() && L.next_due < due)
-        due = L.next_due;
+    if (receiver.any_dirty && notify_up() && receiver.next_due < due)
+        due = receiver.next_due;
     return due;
 }
 
 void
-loop_tick(int64_t now)
+recv_tick(int64_t now)
 {
-    listen_tick(now);
+    notify_tick(now);
     deliver_keep_alive(now, 0);
-    if (now >= L.next_rss) {
+    if (now >= receiver.next_rss) {
         rss_refresh();
-        L.next_rss = now + 1000;
+        receiver.next_rss = now + 1000;
     }
-    if (L.any_dirty && listen_up() && now >= L.next_due) {
-        L.any_dirty = 0;
-        L.next_due = INT64_MAX;
+    if (receiver.any_dirty && notify_up() && now >= receiver.next_due) {
+        receiver.any_dirty = 0;
+        receiver.next_due = INT64_MAX;
         rooms_each(service_dirty);
     }
-    if (now >= L.next_touch) {
+    if (now >= receiver.next_touch) {
         hand_touches();
-        L.next_touch = now + L.touch_ms;
+        receiver.next_touch = now + receiver.touch_ms;
     }
-    if (now >= L.next_prune) {
+    if (now >= receiver.next_prune) {
         rooms_prune(now);
-        L.next_prune = now + LOOP_PRUNE_MS;
+        receiver.next_prune = now + RECV_PRUNE_MS;
     }
 }
 
 int
-loop_init(loop_touch_fn touch)
+recv_init(recv_touch_fn touch)
 {
-    static const struct listen_callbacks cb = {on_notify, on_up, on_down};
+    static const struct notify_callbacks cb = {on_notify, on_up, on_down};
     int64_t now = mono_ms();
 
-    L.touch = touch;
+    receiver.touch = touch;
     /* A session must be marked active well before it could expire. */
-    L.touch_ms = config.session_timeout_s * 1000 / 4;
-    if (L.touch_ms > LOOP_TOUCH_MS)
-        L.touch_ms = LOOP_TOUCH_MS;
-    L.next_touch = now + L.touch_ms;
-    L.next_prune = now + LOOP_PRUNE_MS;
-    L.next_rss = now;
-    L.next_due = INT64_MAX;
+    receiver.touch_ms = config.session_timeout_s * 1000 / 4;
+    if (receiver.touch_ms > RECV_TOUCH_MS)
+        receiver.touch_ms = RECV_TOUCH_MS;
+    receiver.next_touch = now + receiver.touch_ms;
+    receiver.next_prune = now + RECV_PRUNE_MS;
+    receiver.next_rss = now;
+    receiver.next_due = INT64_MAX;
     rss_refresh();
-    return listen_init(config.listen_database_url, &cb);
+    return notify_init(config.listen_database_url, &cb);
 }
 
 void
-loop_stop(void)
+recv_stop(void)
 {
     size_t n = park_count();
 
     log_info("stopping: answering %zu waiting request%s", n, n == 1 ? "" : "s");
-    L.stopping = 1;
+    receiver.stopping = 1;
     hand_touches();
     deliver_keep_alive(0, 1);
 }
 
 void
-loop_close(void)
+recv_close(void)
 {
-    listen_close();
+    notify_close();
     rooms_free();
 }
