@@ -226,14 +226,19 @@ on_notify(const char *room, int64_t head)
     mark_dirty(rm);
 }
 
+/* The LISTEN connection is lost or given up: notifications may be missed
+ * from now on, so neither the head nor the window of any room can be
+ * trusted until a query has read them again. A window kept here would
+ * answer every fresh reader with an old room for as long as nobody parks
+ * in it. */
 static void
 forget(struct room *rm)
 {
     rm->known = 0;
+    recent_release(&rm->recent);
 }
 
-/* After a new LISTEN nothing learnt before can be trusted: notifications
- * may have been missed. Every room with readers is read again. */
+/* After a new LISTEN every room with readers is read again at once. */
 static void
 relearn(struct room *rm)
 {
