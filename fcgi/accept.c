@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "ev.h"
 #include "util.h"
 
@@ -133,11 +134,10 @@ on_listen(struct ev_watch *w, uint32_t events)
 int
 accept_init(int listen_fd, int write_fd, void (*adopt)(int fd))
 {
-    const char *addrs = getenv("FCGI_WEB_SERVER_ADDRS");
     int fds[2] = {listen_fd, write_fd};
 
     acceptor.adopt = adopt;
-    acceptor.allowed = addrs && *addrs ? addrs : NULL;
+    acceptor.allowed = config.web_server_addrs;
     for (int i = 0; i < 2; i++) {
         struct ev_watch *w = &acceptor.listen[acceptor.n];
 

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 struct config config;
@@ -60,7 +61,8 @@ config_load(void)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     long workers, batch_ms, batch_readers, max_message, rate_limit,
         room_sessions;
-    long send_rate, send_burst, retention, addr_sessions;
+    long send_rate, send_burst, retention, addr_sessions, addr_rooms,
+        addr_reads;
     int session_ms;
 
     config.database_url = getenv("DATABASE_URL");
@@ -74,6 +76,16 @@ config_load(void)
     config.socket_path = getenv("PGCHAT_SOCKET");
     if (config.socket_path && !*config.socket_path)
         config.socket_path = NULL;
+    /* Set but naming nobody would read as no list, and so as anyone: a
+     * setting that could widen access is refused, never guessed at. */
+    config.web_server_addrs = getenv("FCGI_WEB_SERVER_ADDRS");
+    if (config.web_server_addrs &&
+        !config.web_server_addrs[strspn(config.web_server_addrs, ", \t")]) {
+        fprintf(stderr, "pgchat: FCGI_WEB_SERVER_ADDRS is set but names no "
+                        "address: unset it, or list the web servers' "
+                        "addresses\n");
+        return -1;
+    }
     config.write_socket_path = getenv("PGCHAT_WRITE_SOCKET");
     if (config.write_socket_path && !*config.write_socket_path)
         config.write_socket_path = NULL;
@@ -93,11 +105,15 @@ config_load(void)
         integer("PGCHAT_ROOM_SESSIONS", 1000, 1, 10000000, &room_sessions) <
             0 ||
         integer("PGCHAT_ADDR_SESSIONS", 20, 0, 10000000, &addr_sessions) < 0 ||
+        integer("PGCHAT_ADDR_ROOMS", 20, 0, 10000000, &addr_rooms) < 0 ||
+        integer("PGCHAT_ADDR_READS", 4, 0, 10000000, &addr_reads) < 0 ||
         seconds_ms("PGCHAT_DB_TIMEOUT", 5, 0.1, 600, &config.db_timeout_ms) <
             0 ||
         integer("MESSAGE_RETENTION", 0, 0, 100000, &retention) < 0)
         return -1;
     config.addr_sessions = rate_limit ? (int)addr_sessions : 0;
+    config.addr_rooms = rate_limit ? (int)addr_rooms : 0;
+    config.addr_reads = rate_limit ? (int)addr_reads : 0;
     config.retention_days = (int)retention;
     config.rate_limit = (int)rate_limit;
     config.send_rate = (double)send_rate;

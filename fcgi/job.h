@@ -22,6 +22,8 @@ struct job {
     int limit;         /* a read's page size */
     char *token;       /* owned: a new session's */
     char cookie[256];  /* the Set-Cookie line a join or part answers with */
+    char client[48];   /* the client's address, copied: the archive counts
+                        * each address's reads */
     struct job *next;
 };
 

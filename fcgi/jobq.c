@@ -20,6 +20,7 @@ struct jobq {
     pthread_mutex_t mu; /* guards everything below but done */
     pthread_cond_t cond;
     const struct jobq_ops *ops;
+    void *arg;
     char name[16]; /* pthread_setname_np's limit */
     struct job *head, *tail;
     size_t n, max;
@@ -87,7 +88,7 @@ take(struct jobq *q)
 
     pthread_mutex_lock(&q->mu);
     while (!q->head && !q->stopping) {
-        int64_t due = q->ops->due();
+        int64_t due = q->ops->due(q->arg);
         struct timespec ts;
 
         if (due <= mono_ms())
@@ -113,14 +114,14 @@ jobq_main(void *arg)
         int idle = !list, stopping;
 
         if (list)
-            q->ops->run(list);
+            q->ops->run(q->arg, list);
         pthread_mutex_lock(&q->mu);
         stopping = q->stopping && !q->head;
         pthread_mutex_unlock(&q->mu);
         /* What was queued before stopping is still answered; then the
          * last tick. */
         if (q->ops->tick)
-            q->ops->tick(idle, stopping);
+            q->ops->tick(q->arg, idle, stopping);
         if (stopping)
             break;
     }
@@ -129,7 +130,7 @@ jobq_main(void *arg)
 }
 
 struct jobq *
-jobq_start(const char *name, const struct jobq_ops *ops, size_t max)
+jobq_start(const char *name, const struct jobq_ops *ops, void *arg, size_t max)
 {
     struct jobq *q = xcalloc(1, sizeof(*q));
     pthread_condattr_t attr;
@@ -140,6 +141,7 @@ jobq_start(const char *name, const struct jobq_ops *ops, size_t max)
     pthread_cond_init(&q->cond, &attr);
     pthread_condattr_destroy(&attr);
     q->ops = ops;
+    q->arg = arg;
     q->max = max;
     snprintf(q->name, sizeof(q->name), "%s", name);
     if (pthread_create(&q->thread, NULL, jobq_main, q) != 0) {

@@ -16,22 +16,22 @@
 #include "job.h"
 
 struct jobq_ops {
-    /* Takes list (linked through next, oldest first): answers every job.
-     * On the queue's thread. */
-    void (*run)(struct job *list);
+    /* Each gets the arg given to jobq_start(), on the queue's thread. */
+    /* Takes list (linked through next, oldest first): answers every job. */
+    void (*run)(void *arg, struct job *list);
     /* The mono_ms() by which tick must run even if nothing is queued. */
-    int64_t (*due)(void);
+    int64_t (*due)(void *arg);
     /* After each batch (idle 0) or a wait that ended with nothing queued
      * (idle 1); stopping is set on the last call. May be NULL. */
-    void (*tick)(int idle, int stopping);
+    void (*tick)(void *arg, int idle, int stopping);
 };
 
 struct jobq;
 
-/* Returns a running thread called name (for ps and gdb), borrowing ops,
- * that holds at most max jobs queued (0: no bound); NULL when the thread
- * cannot start (logged). Free with jobq_free(). */
-struct jobq *jobq_start(const char *name, const struct jobq_ops *ops,
+/* Returns a running thread called name (for ps and gdb), borrowing ops and
+ * arg, that holds at most max jobs queued (0: no bound); NULL when the
+ * thread cannot start (logged). Free with jobq_free(). */
+struct jobq *jobq_start(const char *name, const struct jobq_ops *ops, void *arg,
                         size_t max);
 
 /* Queues j for the thread and takes it. Returns 0, or -1 without taking j

@@ -83,7 +83,7 @@ listen_tcp(const char *spec)
         log_error("cannot resolve '%s': %s", spec, gai_strerror(rc));
         return -1;
     }
-    if (!loopback(ai->ai_addr) && !getenv("FCGI_WEB_SERVER_ADDRS")) {
+    if (!loopback(ai->ai_addr) && !config.web_server_addrs) {
         log_error("refusing to listen on '%s', which is not a loopback "
                   "address, without FCGI_WEB_SERVER_ADDRS: FastCGI has no "
                   "authentication",

@@ -327,6 +327,12 @@ recv_events(struct req *r, const char *room, int64_t since, const char *id)
 }
 
 int
+recv_holds_room(const char *room)
+{
+    return rooms_find(room) != NULL;
+}
+
+int
 recv_healthy(void)
 {
     return notify_healthy();

@@ -26,6 +26,10 @@ void recv_recv(struct req *r, const char *room, int64_t since, const char *id);
 void recv_events(struct req *r, const char *room, int64_t since,
                  const char *id);
 
+/* Whether this worker holds room in memory now (a reader there would not
+ * make it exist). */
+int recv_holds_room(const char *room);
+
 /* Whether this worker's LISTEN connection is up and answering. */
 int recv_healthy(void);
 

@@ -15,6 +15,7 @@
 
 #include "archive.h"
 #include "config.h"
+#include "limit.h"
 #include "recv.h"
 #include "request.h"
 #include "stats.h"
@@ -55,21 +56,37 @@ session_id(const struct req *r)
     return id ? id : req_param(r, "id");
 }
 
-/* Whether the host[:port] of an Origin names the Host asked for. A Host
- * without a port (some clients leave it out) means the port nginx took the
- * request on. */
+/* Writes into buf the origin of the pages this request's own site
+ * serves, as a browser writes it: scheme://host, and :port unless it is
+ * the scheme's default. A Host without a port (nginx's $host has none)
+ * means the port nginx took the request on. Returns 0, or -1 when the
+ * request names no host. */
 static int
-same_host(const char *origin, const char *host, const char *port)
+own_origin(const struct req *r, char *buf, size_t size)
 {
-    size_t n;
+    const char *https = req_env(r, "HTTPS");
+    const char *host = req_env(r, "HTTP_HOST");
+    const char *port = req_env(r, "SERVER_PORT");
+    int tls = https && strcasecmp(https, "on") == 0;
+    const char *sep, *dflt = tls ? "443" : "80";
+    size_t hlen;
 
-    if (!host)
-        return 0;
-    if (strcasecmp(origin, host) == 0)
-        return 1;
-    n = strlen(host);
-    return !strchr(host, ':') && port && strncasecmp(origin, host, n) == 0 &&
-           origin[n] == ':' && strcmp(origin + n + 1, port) == 0;
+    if (!host || !*host)
+        return -1;
+    if (host[0] == '[') { /* an IPv6 literal: the port follows ']' */
+        sep = strchr(host, ']');
+        sep = sep && sep[1] == ':' ? sep + 1 : NULL;
+    } else {
+        sep = strchr(host, ':');
+    }
+    hlen = sep ? (size_t)(sep - host) : strlen(host);
+    if (sep)
+        port = sep + 1;
+    if (port && strcmp(port, dflt) == 0)
+        port = NULL;
+    snprintf(buf, size, "%s://%.*s%s%s", tls ? "https" : "http", (int)hlen,
+             host, port ? ":" : "", port ? port : "");
+    return 0;
 }
 
 /* Whether the browser says another site made this request: any web page
@@ -82,8 +99,7 @@ cross_site(const struct req *r)
 {
     const char *site = req_env(r, "HTTP_SEC_FETCH_SITE");
     const char *origin = req_env(r, "HTTP_ORIGIN");
-    const char *host = req_env(r, "HTTP_HOST");
-    const char *p;
+    char own[300];
 
     if (site &&
         (strcmp(site, "cross-site") == 0 || strcmp(site, "same-site") == 0))
@@ -92,8 +108,9 @@ cross_site(const struct req *r)
         return 0;
     if (strcmp(origin, "null") == 0)
         return !site || strcmp(site, "same-origin") != 0;
-    p = strstr(origin, "://");
-    return !p || !same_host(p + 3, host, req_env(r, "SERVER_PORT"));
+    /* Scheme, host and port, exactly: another port of the same host is
+     * another site (another user's server, say). */
+    return own_origin(r, own, sizeof(own)) < 0 || strcasecmp(origin, own) != 0;
 }
 
 static void
@@ -191,6 +208,33 @@ handle_send(struct req *r)
     writer_submit(j);
 }
 
+/* Rooms a reader makes exist cost the worker memory and a window: one
+ * address may make at most PGCHAT_ADDR_ROOMS a minute exist here (bursts
+ * as large), or its readers could crowd out every other room. Returns 0,
+ * or -1 after answering 429. */
+static int
+room_allowed(struct req *r, const char *room)
+{
+    static struct limiter *makers;
+    static int64_t next_prune;
+    const char *addr = req_env(r, "REMOTE_ADDR");
+    int64_t now = mono_ms();
+
+    if (!config.addr_rooms || !addr || recv_holds_room(room))
+        return 0;
+    if (!makers)
+        makers = limiter_new(config.addr_rooms / 60.0, config.addr_rooms);
+    if (now >= next_prune) {
+        limiter_prune(makers, now);
+        next_prune = now + 10000;
+    }
+    if (limiter_take(makers, addr, now))
+        return 0;
+    req_error_retry(r, 429, "Too many new rooms, slow down",
+                    60 / config.addr_rooms + 1);
+    return -1;
+}
+
 static void
 handle_recv(struct req *r)
 {
@@ -206,6 +250,8 @@ handle_recv(struct req *r)
     /* Reading needs no session; an id is only used as a keep-alive. */
     if (id && !valid_id(id, strlen(id)))
         id = NULL;
+    if (room_allowed(r, room) < 0)
+        return;
     recv_recv(r, room, since, id);
 }
 
@@ -242,7 +288,7 @@ handle_events(struct req *r)
         req_error(r, 400, "Must supply since parameter");
         return;
     }
-    if (take_room(r, &room) < 0)
+    if (take_room(r, &room) < 0 || room_allowed(r, room) < 0)
         return;
     recv_events(r, room, since, cookie_id(r, room));
 }
@@ -288,6 +334,7 @@ handle_history(struct req *r)
         return;
     }
     j = job_new(r, ARCHIVE_HISTORY, room);
+    j->addr = req_env(r, "REMOTE_ADDR");
     j->before = v_before;
     j->limit = (int)v_limit;
     archive_submit(j);
@@ -314,11 +361,16 @@ handle_search(struct req *r)
         req_error(r, 400, "Bad query");
         return;
     }
+    if (!valid_query_finds(q, strlen(q))) {
+        req_error(r, 400, "Query needs a word to find");
+        return;
+    }
     if (limit && valid_number(limit, 1, SEARCH_LIMIT_MAX, &v_limit) < 0) {
         req_error(r, 400, "Bad limit");
         return;
     }
     j = job_new(r, ARCHIVE_SEARCH, room);
+    j->addr = req_env(r, "REMOTE_ADDR");
     j->query = q;
     j->limit = (int)v_limit;
     archive_submit(j);

@@ -270,6 +270,29 @@ decode_rows(struct pg_res *res, int n, int reverse)
     return list;
 }
 
+int
+store_read_begin(struct pg *p, int timeout_ms)
+{
+    char sql[96];
+    struct pg_res *res;
+
+    snprintf(sql, sizeof(sql),
+             "BEGIN READ ONLY; SET LOCAL statement_timeout = %d", timeout_ms);
+    res = pg_exec(p, sql, 0, NULL, NULL);
+    if (!res) {
+        log_error("cannot begin a read: %s", pg_error(p));
+        return -1;
+    }
+    pg_res_free(res);
+    return 0;
+}
+
+void
+store_read_end(struct pg *p, int ok)
+{
+    pg_res_free(pg_exec(p, ok ? "COMMIT" : "ROLLBACK", 0, NULL, NULL));
+}
+
 struct msg_list *
 store_history(struct pg *p, const char *room, int64_t before, int limit,
               int *more)

@@ -71,6 +71,13 @@ struct store_stats {
 /* Fills out with figures for /stats. Returns 0, or -1 on error. */
 int store_stats(struct pg *p, struct store_stats *out);
 
+/* Starts a read-only transaction whose statements PostgreSQL itself gives
+ * up after timeout_ms, so that a read the responder gives up does not go
+ * on running on the server. Returns 0, or -1 on error. store_read_end()
+ * commits it (ok) or rolls it back. */
+int store_read_begin(struct pg *p, int timeout_ms);
+void store_read_end(struct pg *p, int ok);
+
 /* Returns at most limit messages of room with a timestamp before before,
  * oldest first, for the caller to free with msg_list_free(); *more says
  * whether older ones exist. NULL on error. */

@@ -132,39 +132,80 @@ valid_control(unsigned int cp)
 {
     if (cp < 0x20)
         return cp != '\t' && cp != '\n';
-    return (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
-           (cp >= 0x2066 && cp <= 0x2069);
+    return (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c ||
+           (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) ||
+           (cp >= 0xe0000 && cp <= 0xe007f);
 }
 
-/* 1 when well-formed UTF-8 (s, len) holds a code point valid_control()
- * refuses. */
 static int
-has_control(const char *str, size_t len)
+is_mark(unsigned int cp)
 {
+    return cp == 0x200e || cp == 0x200f;
+}
+
+int
+valid_invisible(unsigned int cp)
+{
+    static const unsigned int ranges[][2] = {
+        {0x09, 0x0d},       {0x20, 0x20},       {0xa0, 0xa0},
+        {0xad, 0xad},       {0x034f, 0x034f},   {0x061c, 0x061c},
+        {0x115f, 0x1160},   {0x1680, 0x1680},   {0x17b4, 0x17b5},
+        {0x180b, 0x180f},   {0x2000, 0x200f},   {0x2028, 0x202f},
+        {0x205f, 0x206f},   {0x2800, 0x2800},   {0x3000, 0x3000},
+        {0x3164, 0x3164},   {0xfe00, 0xfe0f},   {0xfeff, 0xfeff},
+        {0xffa0, 0xffa0},   {0xfff0, 0xfff8},   {0x1bca0, 0x1bca3},
+        {0x1d173, 0x1d17a}, {0xe0000, 0xe0fff},
+    };
+
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+        if (cp >= ranges[i][0] && cp <= ranges[i][1])
+            return 1;
+    return 0;
+}
+
+/* What well-formed UTF-8 (s, len) holds that the rules care about. */
+struct scan {
+    int control; /* a code point valid_control() refuses, or a second mark */
+    int visible; /* a code point that shows something */
+};
+
+static struct scan
+scan_text(const char *str, size_t len)
+{
+    struct scan sc = {0, 0};
     size_t i = 0;
+    int marks = 0;
 
     while (i < len) {
         long cp = next_cp((const unsigned char *)str, len, &i);
 
         if (cp < 0)
-            return 0; /* not UTF-8: valid_utf8() refuses it */
-        if (valid_control((unsigned int)cp))
-            return 1;
+            break; /* not UTF-8: valid_utf8() refuses it */
+        if (valid_control((unsigned int)cp) ||
+            (is_mark((unsigned int)cp) && ++marks > 1))
+            sc.control = 1;
+        if (!valid_invisible((unsigned int)cp))
+            sc.visible = 1;
     }
-    return 0;
+    return sc;
 }
 
 enum valid_text
 valid_text(const char *s, size_t len, size_t max)
 {
+    struct scan sc;
+
     if (!s || valid_blank(s, len))
         return VALID_TEXT_EMPTY;
     if (len > max)
         return VALID_TEXT_TOO_LONG;
     if (!valid_utf8(s, len))
         return VALID_TEXT_BAD_UTF8;
-    if (has_control(s, len))
+    sc = scan_text(s, len);
+    if (sc.control)
         return VALID_TEXT_CONTROL;
+    if (!sc.visible)
+        return VALID_TEXT_EMPTY;
     return VALID_TEXT_OK;
 }
 
@@ -182,6 +223,53 @@ valid_query(const char *s, size_t len, size_t max)
             return 0;
     }
     return 1;
+}
+
+/* 1 when (s, n) holds something the search's parser keeps as a word: a
+ * letter or digit, or any character beyond ASCII. */
+static int
+has_word(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (is_alnum((unsigned char)s[i]) || (unsigned char)s[i] >= 0x80)
+            return 1;
+    return 0;
+}
+
+int
+valid_query_finds(const char *s, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        int excluded = 0;
+        size_t start, end;
+
+        while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n'))
+            i++;
+        if (i < len && s[i] == '-') {
+            excluded = 1;
+            i++;
+        }
+        if (i < len && s[i] == '"') {
+            start = ++i;
+            while (i < len && s[i] != '"')
+                i++;
+            end = i;
+            if (i < len)
+                i++;
+        } else {
+            start = i;
+            while (i < len && s[i] != ' ' && s[i] != '\t' && s[i] != '\n')
+                i++;
+            end = i;
+        }
+        if (!excluded && has_word(s + start, end - start) &&
+            !(end - start == 2 && (s[start] | 0x20) == 'o' &&
+              (s[start + 1] | 0x20) == 'r'))
+            return 1;
+    }
+    return 0;
 }
 
 int

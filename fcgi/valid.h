@@ -40,18 +40,26 @@ int valid_blank(const char *s, size_t len);
 
 enum valid_text {
     VALID_TEXT_OK,
-    VALID_TEXT_EMPTY,    /* missing, empty or only white space */
+    VALID_TEXT_EMPTY,    /* missing, empty, or nothing visible */
     VALID_TEXT_TOO_LONG, /* more than max bytes */
     VALID_TEXT_BAD_UTF8, /* not UTF-8, or holds a NUL byte */
-    VALID_TEXT_CONTROL,  /* a control character that can disguise text */
+    VALID_TEXT_CONTROL,  /* a character that can disguise text */
 };
 
 /* 1 when the code point cp may not appear in a message: the C0 controls but
- * tab and newline, DEL and the C1 controls (U+007F-U+009F), the bidi
- * embeddings and overrides (U+202A-U+202E) and the bidi isolates
- * (U+2066-U+2069). They can make text read other than it is: a fake
- * "12:34 admin" line, a link whose text runs backwards. */
+ * tab and newline, DEL and the C1 controls (U+007F-U+009F), the Arabic
+ * letter mark (U+061C), the line and paragraph separators (U+2028,
+ * U+2029), the bidi embeddings and overrides (U+202A-U+202E), the bidi
+ * isolates (U+2066-U+2069) and the tag characters (U+E0000-U+E007F).
+ * They can make text read other than it is: a fake "12:34 admin" line, a
+ * link whose text runs backwards, a hidden payload. (A message may also
+ * hold at most one LRM or RLM, U+200E/U+200F: valid_text() counts them.) */
 int valid_control(unsigned int cp);
+
+/* 1 when the code point cp shows nothing by itself: white space, the
+ * zero-width and format characters, the Hangul and braille fillers,
+ * variation selectors. A message made of nothing else is empty. */
+int valid_invisible(unsigned int cp);
 
 /* Classifies a message text; s may be NULL (a missing parameter). The
  * checks run in the order of the enum, so text that is not UTF-8 is never
@@ -59,8 +67,15 @@ int valid_control(unsigned int cp);
 enum valid_text valid_text(const char *s, size_t len, size_t max);
 
 /* 1 when (s, len) is a search query: 1-max code points of UTF-8, not all
- * white space, none of them a control valid_control() refuses. */
+ * white space, none of them a control valid_control() refuses; 0
+ * otherwise. */
 int valid_query(const char *s, size_t len, size_t max);
+
+/* 1 when the web-style query (s, len) has a term a match must contain: a
+ * word or "phrase" not excluded by '-', other than the operator "or". A
+ * query of exclusions alone ("-word") matches nearly everything, and
+ * would read every message of the room to say so. */
+int valid_query_finds(const char *s, size_t len);
 
 /* Parses a count or a cursor of a read (/history's before and limit):
  * 1-18 digits, nothing else, between min and max. Returns 0, or -1 when s

@@ -218,11 +218,12 @@ retry_after(void)
 
 /* Takes the list: answers every job in it. */
 static void
-run_batch(struct job *list)
+run_batch(void *arg, struct job *list)
 {
     struct job **sends = xcalloc(WRITER_MAX_BATCH, sizeof(*sends));
     size_t nsends = 0;
 
+    (void)arg;
     while (list) {
         struct job *j = list;
 
@@ -260,16 +261,18 @@ run_batch(struct job *list)
 }
 
 static int64_t
-maint_deadline(void)
+maint_deadline(void *arg)
 {
+    (void)arg;
     return maint_due();
 }
 
 /* What was queued before stopping is stored and answered first; then the
  * last keep-alives. */
 static void
-maint_tick(int idle, int stopping)
+maint_tick(void *arg, int idle, int stopping)
 {
+    (void)arg;
     (void)idle;
     maint_run(writer.pg, mono_ms(), stopping);
 }
@@ -284,7 +287,7 @@ writer_start(void)
     if (config.rate_limit)
         writer.limiter = limiter_new(config.send_rate, config.send_burst);
     maint_init();
-    writer.q = jobq_start("pgchat-writer", &ops, 0);
+    writer.q = jobq_start("pgchat-writer", &ops, NULL, 0);
     return writer.q ? 0 : -1;
 }
 

@@ -70,12 +70,18 @@ my @cases = (
     ['caf',               [],                       'no prefixes: a word is a word'],
     ['carol',             [],                       'nicks are not searched, nor joins'],
     ['elsewhere',         [],                       'another room\'s words are not found'],
-    ['!!!',               [],                       'no words at all: nothing, no error'],
-    ['& | ! ( ) : * <->', [],                       'tsquery syntax is only text here'],
-    ['@@@@ %%%% ####',    [],                       'punctuation only: nothing'],
+    ['fox -"quick brown" or dog', ['Fox news about a FOX', 'the brown quick fox',
+                           'a brown dog jumps'], 'or beside an exclusion'],
 );
 for my $c (@cases) {
     is_deeply(texts('lib', $c->[0]), $c->[1], "$c->[2] ($c->[0])");
+}
+# A query with no word a match must hold would read every message of the
+# room to answer: refused before it reaches the database.
+for my $q ('!!!', '& | ! ( ) : * <->', '@@@@ %%%% ####', '-fox', '-fox -"quick brown"', 'or',
+           '-"quick') {
+    error_is('/search?room=lib&q=' . q_($q), 400, 'Query needs a word to find',
+             "nothing to find: $q");
 }
 unlike($s->log('responder'), qr/@@@@|lexemes/,
        'a query is never logged, not even in a notice about it');

@@ -113,7 +113,34 @@ static const struct {
     {"a\xc2\x9bz", VALID_TEXT_CONTROL, "U+009B CSI"},
     {"a\xc2\x9fz", VALID_TEXT_CONTROL, "U+009F, the last C1 control"},
     {"a\xc2\xa0z", VALID_TEXT_OK, "U+00A0 no-break space, just above C1"},
-    {"a\xe2\x80\xa9z", VALID_TEXT_OK, "U+2029, just below U+202A"},
+    {"a\xe2\x80\xa7z", VALID_TEXT_OK, "U+2027, just below U+2028"},
+    {"a\xe2\x80\xa8z", VALID_TEXT_CONTROL, "U+2028 LINE SEPARATOR"},
+    {"a\xe2\x80\xa9z", VALID_TEXT_CONTROL, "U+2029 PARAGRAPH SEPARATOR"},
+    {"a\xd8\x9bz", VALID_TEXT_OK, "U+061B, just below ALM"},
+    {"a\xd8\x9cz", VALID_TEXT_CONTROL, "U+061C ARABIC LETTER MARK"},
+    {"a\xd8\x9dz", VALID_TEXT_OK, "U+061D, just above ALM"},
+    {"a\xf3\xa0\x80\x80z", VALID_TEXT_CONTROL, "U+E0000, the first tag"},
+    {"a\xf3\xa0\x81\xbfz", VALID_TEXT_CONTROL, "U+E007F, the last tag"},
+    {"a\xf3\xa0\x82\x80z", VALID_TEXT_OK,
+     "U+E0080, just above the tags (invisible, but with a letter)"},
+    {"\xe2\x80\x8e"
+     "a\xe2\x80\x8e"
+     "b",
+     VALID_TEXT_CONTROL, "a second LRM"},
+    {"\xe2\x80\x8e"
+     "a\xe2\x80\x8f"
+     "b",
+     VALID_TEXT_CONTROL, "an LRM and an RLM"},
+    {"\xe2\x80\x8b", VALID_TEXT_EMPTY, "only U+200B ZERO WIDTH SPACE"},
+    {"\xe3\x85\xa4\xe3\x85\xa4", VALID_TEXT_EMPTY, "only U+3164 HANGUL FILLER"},
+    {"\xc2\xa0 \xe3\x80\x80", VALID_TEXT_EMPTY,
+     "only no-break and ideographic spaces"},
+    {"\xe2\xa0\x80", VALID_TEXT_EMPTY, "only U+2800 BRAILLE BLANK"},
+    {"\xef\xbb\xbf\xe2\x80\x8d", VALID_TEXT_EMPTY,
+     "only a BOM and a zero width joiner"},
+    {"\xe2\x80\x8f", VALID_TEXT_EMPTY, "only an RLM"},
+    {"\xe2\x80\x8bx", VALID_TEXT_OK, "a zero width space and a letter"},
+    {"\xe2\xa0\x81", VALID_TEXT_OK, "U+2801, a braille dot, shows"},
     {"a\xe2\x80\xaaz", VALID_TEXT_CONTROL, "U+202A LRE"},
     {"a\xe2\x80\xacz", VALID_TEXT_CONTROL, "U+202C PDF"},
     {"a\xe2\x80\xaez", VALID_TEXT_CONTROL, "U+202E RLO"},
@@ -199,6 +226,32 @@ test_query(void)
            "query: a control character is refused");
 }
 
+/* A search must have a term to find: exclusions alone read everything. */
+static const struct {
+    const char *q;
+    int want;
+} finds[] = {
+    {"aa", 1},        {"-aa", 0},
+    {"-aa -bb", 0},   {"-\"aa bb\"", 0},
+    {"\"aa bb\"", 1}, {"aa -bb", 1},
+    {"-aa bb", 1},    {"or", 0},
+    {"OR -aa", 0},    {"ore", 1},
+    {"- aa", 1},      {"\"\"", 0},
+    {"!!! ???", 0},   {"\xc3\xa9t\xc3\xa9", 1},
+    {"aa or bb", 1},  {"-\"aa", 0},
+};
+
+static void
+test_query_finds(void)
+{
+    for (size_t i = 0; i < sizeof(finds) / sizeof(finds[0]); i++)
+        is_int(valid_query_finds(finds[i].q, strlen(finds[i].q)), finds[i].want,
+               "query finds: %s", finds[i].q);
+    is_int(valid_query("-aa", 3, 200), 1,
+           "query: an exclusion alone is a query...");
+    is_int(valid_query_finds("-aa", 3), 0, "... that finds no word");
+}
+
 int
 main(void)
 {
@@ -273,6 +326,7 @@ main(void)
        "id: a NUL byte inside");
 
     test_query();
+    test_query_finds();
     test_since();
     test_text();
     test_controls();
