@@ -45,12 +45,16 @@ DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config \
            /usr/lib/postgresql/15/bin/postgres \
            /usr/sbin/nginx /usr/bin/prove /usr/sbin/useradd /usr/bin/setpriv
 TEST_DEBS = clang-format chromium nodejs npm fonts-dejavu-core clang \
-           libclang-rt-14-dev spawn-fcgi iproute2 pgbouncer prometheus
+           libclang-rt-14-dev spawn-fcgi iproute2 pgbouncer prometheus \
+           postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl \
+           patroni etcd-server
 TEST_DEB_CHECK = /usr/bin/clang-format /usr/bin/chromium /usr/bin/node \
            /usr/bin/npm /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
            /usr/bin/clang \
            /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a \
-           /usr/bin/spawn-fcgi /bin/ip /usr/sbin/pgbouncer /usr/bin/promtool
+           /usr/bin/spawn-fcgi /bin/ip /usr/sbin/pgbouncer /usr/bin/promtool \
+           /usr/share/postgresql/15/extension/pgtap.control /usr/bin/pg_prove \
+           /usr/bin/patroni /usr/bin/etcd
 # The benchmark's anchors and plot: nchan (nginx's pub/sub module), Node
 # for the original node_chat, gnuplot for bench/out/latency.svg.
 BENCH_DEBS = libnginx-mod-nchan nodejs gnuplot-nox
