@@ -65,7 +65,10 @@ unwatch(void)
     listener.watched = 0;
 }
 
-/* Watches the connection's socket for what libpq waits for. */
+/* Watches the connection's socket for what libpq waits for. While it
+ * connects, libpq may close its socket and open another (the next host of
+ * a multi-host URL, or the next address of a name), perhaps under the same
+ * number: epoll forgot the closed one, so each step watches afresh. */
 static void
 rewatch(enum pg_wait wait)
 {
@@ -73,6 +76,9 @@ rewatch(enum pg_wait wait)
 
     if (wait & PG_WAIT_WRITE)
         events |= EV_OUT;
+    if (listener.phase == CONNECTING ||
+        (listener.watched && listener.w.fd != pg_fd(listener.pg)))
+        unwatch();
     if (listener.watched && events == listener.events)
         return;
     listener.w.fd = pg_fd(listener.pg);
@@ -242,6 +248,7 @@ on_event(struct ev_watch *w, uint32_t events)
     }
     if (listener.phase == CONNECTING) {
         listener.phase = SETUP;
+        unwatch(); /* the last step may have swapped the socket too */
         if (store_listen_send(listener.pg) < 0) {
             fail(pg_error(listener.pg));
             return;

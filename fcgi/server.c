@@ -32,7 +32,7 @@
 #define SERVER_READ (8 + 65535 + 255) /* a whole record fits */
 #define SERVER_FIRST_MS 10000         /* a new connection's first request */
 #define SERVER_IDLE_MS 300000   /* between requests (nginx's pool: 60 s) */
-#define SERVER_PARTIAL_MS 10000 /* the rest of a request begun */
+#define SERVER_PARTIAL_MS 10000 /* a whole request, from its first byte */
 #define SERVER_SEND_MS 10000    /* a reply the peer does not read */
 #define SERVER_MAX_QUEUE (1024 * 1024) /* unsent bytes of a stream */
 
@@ -43,6 +43,7 @@ struct conn {
     size_t len;
     struct outq q;            /* reply bytes the socket did not take yet */
     int64_t deadline;         /* mono_ms(); 0: none */
+    int64_t begun;            /* mono_ms() of a request's first byte; 0 */
     void *owner;              /* of the busy request */
     unsigned busy : 1;        /* a request is out for an answer */
     unsigned aborted : 1;     /* ... and its web server aborted it */
@@ -127,10 +128,16 @@ set_deadline(struct conn *c)
         c->deadline = now + SERVER_SEND_MS;
     else if (c->busy)
         c->deadline = 0; /* the request's holder bounds it */
-    else if (c->len || c->in.id)
-        c->deadline = now + SERVER_PARTIAL_MS;
-    else
+    else if (c->len || c->in.id) {
+        /* A total, not a gap: a peer trickling a byte at a time must not
+         * hold the connection past it. */
+        if (!c->begun)
+            c->begun = now;
+        c->deadline = c->begun + SERVER_PARTIAL_MS;
+        return;
+    } else
         c->deadline = now + (c->served ? SERVER_IDLE_MS : SERVER_FIRST_MS);
+    c->begun = 0;
 }
 
 /* --- writing ------------------------------------------------------------- */
