@@ -9,7 +9,7 @@ use lib "$FindBin::Bin/lib";
 use Stack;
 use Test::More;
 use POSIX ();
-use Time::HiRes qw(sleep time);
+use Time::HiRes qw(time);
 
 my $a = Stack->new(workers => 2, env => {PGCHAT_RECV_TIMEOUT => 2});
 
@@ -39,7 +39,7 @@ sub head_of {
     my $id = $a->join_nick('speaker');
     my $head = head_of($a, 'lobby');
     my @waiting = map { $a->get_async("/recv?since=$head") } 1 .. 8;
-    sleep 0.5;
+    $a->parked(8);
     my $t0 = time;
     my ($st) = $a->post('/send', {id => $id, text => 'wake up'});
     is($st, 200, 'the send is accepted');
@@ -61,7 +61,7 @@ my $b = Stack->new(workers => 1, db => $a->{db}, env => {PGCHAT_RECV_TIMEOUT => 
     my $id = $a->join_nick('remote');
     my $head = head_of($b, 'lobby');
     my $w = $b->get_async("/recv?since=$head");
-    sleep 0.5;
+    $b->parked(1);
     my $t0 = time;
     my ($st) = $a->post('/send', {id => $id, text => 'across'});
     my ($wst, $json, $raw) = $w->wait;
@@ -85,7 +85,9 @@ my $b = Stack->new(workers => 1, db => $a->{db}, env => {PGCHAT_RECV_TIMEOUT => 
         POSIX::_exit(0);
     }
     waitpid $pid, 0;
-    sleep 0.3;
+    # Its request is dropped when nginx passes the hang-up on, or pinged
+    # after the 2 s timeout: either way nothing stays parked.
+    $a->parked(0);
     my ($st) = $a->get('/who');
     is($st, 200, 'the service keeps serving after a waiting client left');
 }
@@ -109,9 +111,15 @@ my $b = Stack->new(workers => 1, db => $a->{db}, env => {PGCHAT_RECV_TIMEOUT => 
     }
     my ($late, $worst) = (0, 0);
     for my $i (1 .. 15) {
+        # The hammer's own /recv are parked while their queries run, so
+        # the reader is seen parked with the hammer held still (its last
+        # request answered), and the hammer goes on before the send.
+        kill 'STOP', $hammer;
+        $c->parked(0);
         my $head = head_of($c, 'quiet');
         my $w = $c->get_async("/recv?since=$head&room=quiet");
-        sleep 0.2;
+        $c->parked(1);
+        kill 'CONT', $hammer;
         my $t0 = time;
         $c->post('/send', {id => $id, room => 'quiet', text => "poke $i"});
         my ($st, $json) = $w->wait;
@@ -136,7 +144,7 @@ my $b = Stack->new(workers => 1, db => $a->{db}, env => {PGCHAT_RECV_TIMEOUT => 
     my $id = $d->join_nick('batcher', 'busy');
     my $head = head_of($d, 'busy');
     my $w = $d->get_async("/recv?since=$head&room=busy");
-    sleep 0.3;
+    $d->parked(1);
     my $t0 = time;
     $d->post('/send', {id => $id, room => 'busy', text => 'first'});
     my ($st, $json) = $w->wait;
@@ -163,12 +171,12 @@ my $b = Stack->new(workers => 1, db => $a->{db}, env => {PGCHAT_RECV_TIMEOUT => 
     my $id = $d->join_nick('loner', 'small');
     my $head = head_of($d, 'small');
     my $w = $d->get_async("/recv?since=$head&room=small");
-    sleep 0.3;
+    $d->parked(1);
     $d->post('/send', {id => $id, room => 'small', text => 'first'});
     my ($st, $json) = $w->wait;
     my $t1 = time;
     $w = $d->get_async("/recv?since=$json->{messages}[-1]{timestamp}&room=small");
-    sleep 0.2;
+    $d->parked(1);
     $d->post('/send', {id => $id, room => 'small', text => 'second'});
     ($st, $json) = $w->wait;
     my $took = time - $t1;

@@ -7,7 +7,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Stack;
 use Test::More;
-use Time::HiRes qw(sleep time);
+use Time::HiRes qw(time);
 
 my $s = Stack->new(workers => 2);
 my $id = $s->join_nick('keeper');
@@ -17,7 +17,7 @@ my @before = @{$json->{messages}};
 my $head = $before[-1]{timestamp};
 
 my @parked = map { $s->get_async("/recv?since=$head") } 1 .. 4;
-sleep 0.5;
+$s->parked(4);
 my $took = $s->stop_responder;
 ok($took < 2, sprintf('SIGTERM stops the responder in %.2f s', $took));
 is($s->{responder_status}, 0, 'and it exits with status 0');

@@ -8,6 +8,18 @@
 #   my $w = $s->get_async('/recv?since=0');   # in a child process
 #   my ($status2, $json2) = $w->wait;
 #   $s->finish;                                # stops, checks the logs
+#
+# Tests wait on facts, never on time (t/README): wait_for() polls a
+# condition and dies with what it waited for when its deadline passes;
+# parked() waits for the responder's pgchat_parked_requests, metric() reads
+# one sample of its /metrics, log_mark() and wait_log() wait for a log line
+# written after a mark.
+#
+#   my $w = $s->get_async("/recv?since=$head");
+#   $s->parked(1);                             # it waits in the responder
+#   my $mark = $s->log_mark;
+#   ...
+#   $s->wait_log(qr/listening for new messages/, $mark);
 package Stack;
 
 use strict;
@@ -16,16 +28,19 @@ use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
+use IO::Select;
 use IO::Socket::INET;
+use IO::Socket::UNIX;
 use JSON::PP;
+use Socket qw(SOCK_STREAM);
 use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
 use Exporter qw(import);
-our @EXPORT_OK = qw(wait_until slurp spew port_open new_db start_group
-                    stop_group forget_group reap children_of as_user
-                    run_user);
+our @EXPORT_OK = qw(wait_until wait_for slurp spew port_open new_db
+                    start_group stop_group forget_group reap children_of
+                    as_user run_user binary fcgi_get);
 
 our $TOP = abs_path(dirname(__FILE__) . '/../..');
 my $JSON = JSON::PP->new->utf8->canonical;
@@ -91,6 +106,76 @@ sub wait_until {
         sleep 0.1;
     }
     return $cond->();
+}
+
+# Polls $cond every 0.05 s until it returns true, for up to $timeout
+# seconds; returns that true value. On timeout it dies with "timed out
+# after N s waiting for: $what" ($what a string, or a sub that says what
+# was last seen), which fails the test file.
+sub wait_for {
+    my ($timeout, $what, $cond) = @_;
+    my $end = time + $timeout;
+    while (1) {
+        my $r = $cond->();
+        return $r if $r;
+        last if time >= $end;
+        sleep 0.05;
+    }
+    my $r = $cond->();
+    return $r if $r;
+    $what = $what->() if ref $what eq 'CODE';
+    die "timed out after $timeout s waiting for: $what\n";
+}
+
+# The responder the tests run: PGCHAT_TEST_BINARY (another build, say a
+# mutant in a scratch copy, or the optimised one bench/history runs), else
+# the sanitizer build of this checkout.
+sub binary { $ENV{PGCHAT_TEST_BINARY} // "$TOP/fcgi/pgchat-asan" }
+
+# One GET straight to a responder's FastCGI socket (a unix path, or
+# host:port), not through nginx; as from 127.0.0.1. Returns (status,
+# body), (0, error) when the socket cannot be reached.
+sub fcgi_get {
+    my ($socket, $uri, $query) = @_;
+    my $sock = $socket =~ m{^/}
+        ? IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $socket)
+        : IO::Socket::INET->new(PeerAddr => $socket, Timeout => 5);
+    return (0, "connect $socket: $!") unless $sock;
+    my $record = sub {
+        my ($type, $content) = @_;
+        return pack('CCnnCC', 1, $type, 1, length $content, 0, 0) . $content;
+    };
+    my %p = (REQUEST_METHOD => 'GET', DOCUMENT_URI => $uri,
+             QUERY_STRING => $query // '', REMOTE_ADDR => '127.0.0.1',
+             SERVER_PROTOCOL => 'HTTP/1.1');
+    my $params = join '', map {
+        my ($k, $v) = ($_, $p{$_});
+        (length $k < 128 ? pack('C', length $k) : pack('N', length($k) | 0x80000000))
+        . (length $v < 128 ? pack('C', length $v) : pack('N', length($v) | 0x80000000))
+        . $k . $v;
+    } sort keys %p;
+    print $sock $record->(1, pack('nCx5', 1, 0)) . $record->(4, $params)
+        . $record->(4, '') . $record->(5, '');
+    my ($out, $buf, $end) = ('', '', time + 30);
+    my $sel = IO::Select->new($sock);
+    while (time < $end) {
+        while (length $buf >= 8) {
+            my (undef, $type, undef, $len, $pad) = unpack('CCnnC', $buf);
+            last if length $buf < 8 + $len + $pad;
+            my $content = substr($buf, 8, $len);
+            substr($buf, 0, 8 + $len + $pad, '');
+            $out .= $content if $type == 6;
+            if ($type == 3) {
+                my ($head, $body) = split /\r?\n\r?\n/, $out, 2;
+                my ($status) = ($head // '') =~ /^Status: (\d+)/mi;
+                return ($status // 200, $body // '');
+            }
+        }
+        $sel->can_read($end - time) or last;
+        sysread($sock, my $chunk, 65536) or last;
+        $buf .= $chunk;
+    }
+    return (0, "no complete answer from $socket");
 }
 
 # A file's contents, '' when it cannot be read.
@@ -323,9 +408,7 @@ sub start_responder {
     my ($self, $which) = @_;
     for my $i (defined $which ? ($which) : (0 .. $#{$self->{sockets}})) {
         my $socket = $self->{sockets}[$i];
-        # PGCHAT_TEST_BINARY: another build (bench/history runs the
-        # optimised one).
-        my @cmd = as_user($ENV{PGCHAT_TEST_BINARY} // "$TOP/fcgi/pgchat-asan");
+        my @cmd = as_user(binary());
         @cmd = ('sh', '-c', 'ulimit -n "$0" && exec "$@"', $self->{nofile}, @cmd)
             if $self->{nofile};
         unlink $socket;
@@ -335,13 +418,9 @@ sub start_responder {
             WEB_CONCURRENCY => $self->{workers},
             %{$self->{env}},
         }, @cmd);
-        my $up = 0;
-        for (1 .. 300) {
-            last if $up = -S $socket;
-            sleep 0.05;
-        }
-        die "the responder did not create its socket:\n" . $self->log('responder')
-            unless $up;
+        wait_until(30, sub { -S $socket })
+            or die "the responder did not create its socket:\n"
+                . $self->log('responder');
     }
 }
 
@@ -398,13 +477,85 @@ sub start_nginx {
 sub wait_up {
     my ($self) = @_;
     my $http = HTTP::Tiny->new(timeout => 2);
-    for (1 .. 300) {
-        my $res = $http->get($self->url('/who'));
-        return if $res->{status} == 200;
-        sleep 0.05;
+    wait_until(30, sub { $http->get($self->url('/who'))->{status} == 200 })
+        or die "the stack did not come up:\n" . $self->log('responder')
+            . $self->log('nginx');
+}
+
+# --- facts to wait on -------------------------------------------------------
+
+# Every sample of the /metrics of each running responder instance, asked
+# on its own socket (so that two instances behind one nginx are both
+# counted), added up: {sample => value}, the sample as printed, labels
+# included ('pgchat_requests_total{endpoint="who",code="200"}').
+sub metrics {
+    my ($self) = @_;
+    my %sum;
+    for my $i (0 .. $#{$self->{sockets}}) {
+        next unless $self->{responder}[$i];
+        my ($status, $body) = fcgi_get($self->{sockets}[$i], '/metrics');
+        die "/metrics of $self->{sockets}[$i]: $status $body\n" unless $status == 200;
+        for (split /\n/, $body) {
+            next if /^#/;
+            my ($k, $v) = /^(\S+(?:\{[^}]*\})?) (\S+)$/ or next;
+            $sum{$k} += $v;
+        }
     }
-    die "the stack did not come up:\n" . $self->log('responder')
-        . $self->log('nginx');
+    return \%sum;
+}
+
+# One sample of metrics(); undef when no instance has it.
+sub metric {
+    my ($self, $name) = @_;
+    return $self->metrics->{$name};
+}
+
+# Waits (up to $timeout, default 30 s) until exactly $n requests are
+# parked in the stack's responders (pgchat_parked_requests: /recv and
+# /events waiting for news). A /recv the test has started is, once
+# counted, past every check and waiting: a send now must wake it.
+sub parked {
+    my ($self, $n, $timeout) = @_;
+    my $seen;
+    return wait_for($timeout // 30, sub { "$n parked requests (the metric says "
+                                          . ($seen // 'nothing') . ')' },
+                    sub { $seen = $self->metric('pgchat_parked_requests') // 0;
+                          $seen == $n ? "0 but true" : 0 });
+}
+
+# Where a log ends now: wait_log() looks only after it. $name is a log
+# of the stack's directory (responder, nginx, access; default responder).
+sub log_mark {
+    my ($self, $name) = @_;
+    $name //= 'responder';
+    return {name => $name, at => length $self->log($name)};
+}
+
+# Waits (up to $timeout, default 30 s) for a line matching $re in the log
+# of $mark written after $mark (default: the responder's, from its
+# start); returns the line.
+sub wait_log {
+    my ($self, $re, $mark, $timeout) = @_;
+    $mark //= {name => 'responder', at => 0};
+    my $line;
+    wait_for($timeout // 30, "a line matching $re in $mark->{name}.log", sub {
+        my $text = substr($self->log($mark->{name}), $mark->{at});
+        ($line) = $text =~ /^(.*$re.*)$/m;
+        return defined $line;
+    });
+    return $line;
+}
+
+# The pids of nginx's worker processes now.
+sub nginx_workers { my ($self) = @_; children_of($self->{nginx}) }
+
+# Waits until nginx runs a worker that is not one of @old (the new
+# configuration is in force after a reload).
+sub nginx_reloaded {
+    my ($self, @old) = @_;
+    my %old = map { $_ => 1 } @old;
+    wait_for(30, 'a new nginx worker after the reload',
+             sub { grep { !$old{$_} } $self->nginx_workers });
 }
 
 sub log {
