@@ -8,11 +8,12 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use IO::Select;
 use IO::Socket::UNIX;
 use Socket qw(SOCK_STREAM);
 use Stack;
 use Test::More;
-use Time::HiRes qw(sleep time);
+use Time::HiRes qw(time);
 
 my @frozen;   # backends to wake whatever happens
 END { kill 'CONT', @frozen if @frozen }
@@ -26,6 +27,18 @@ sub backend {
 }
 
 sub freeze { my ($pid) = @_; kill 'STOP', $pid; push @frozen, $pid }
+
+# Bytes sent to backend $pid that it has not read (frozen, it reads none):
+# the Recv-Q of its sockets, as ss(8) shows them.
+sub unread {
+    my ($pid) = @_;
+    my $n = 0;
+    for (`ss -xpn 2>/dev/null`) {
+        my ($q) = /^\S+\s+\S+\s+(\d+)\s.*pid=$pid,/ or next;
+        $n += $q;
+    }
+    return $n;
+}
 sub thaw { my ($pid) = @_; kill 'CONT', $pid; @frozen = grep { $_ != $pid } @frozen }
 
 sub head_of {
@@ -47,12 +60,17 @@ sub texts { map { $_->{text} // () } @{$_[0]{messages} // []} }
     my ($listen) = backend($s, 'pgchat-listen');
     ok($listen, 'the LISTEN connection is named pgchat-listen');
 
+    my $timeouts = $s->metric('pgchat_db_timeouts_total');
     freeze($listen);
     my $waiting = $s->get_async("/recv?since=$since");
+    $s->parked(1);
     my $t0 = time;
     my ($st, $json) = $s->get('/healthz');
-    ok(time - $t0 < 1, sprintf('/healthz answers at once (%.2f s, %d)',
-                               time - $t0, $st));
+    ok(time - $t0 < 1, sprintf('/healthz answers at once (%.2f s)', time - $t0));
+    # 200 until a call on the frozen connection has waited past the bound,
+    # 503 from then until the new LISTEN: either may be the case now.
+    ok(($st == 200 && $json->{status} eq 'ok') || ($st == 503 && $json->{error}),
+       "... with 200 and its status or 503 and an error ($st)");
     my ($status) = $s->post('/send', {id => $id, text => 'while frozen'});
     is($status, 200, 'a send is stored while the LISTEN backend is frozen');
     my ($pst, $pjson, undef, $took) = $waiting->wait;
@@ -62,6 +80,8 @@ sub texts { map { $_->{text} // () } @{$_[0]{messages} // []} }
 
     ok(Stack::wait_until(8, sub { grep { $_ != $listen } backend($s, 'pgchat-listen') }),
        'the stuck LISTEN connection is replaced');
+    cmp_ok($s->metric('pgchat_db_timeouts_total'), '>', $timeouts,
+           'the call it did not answer is counted in pgchat_db_timeouts_total');
     my ($hst) = $s->get('/healthz');
     is($hst, 200, '/healthz is 200 on the new connection');
     my $r = $s->get_async("/recv?since=$since");
@@ -72,8 +92,13 @@ sub texts { map { $_->{text} // () } @{$_[0]{messages} // []} }
     thaw($listen);
     my ($s2) = $s->post('/send', {id => $id, text => 'after the thaw'});
     is($s2, 200, 'a send after the thaw is stored');
-    sleep 0.5;
-    my ($ast, $ajson) = $s->get("/recv?since=$since");
+    # Its NOTIFY reaches the worker's window soon after the reply: a fresh
+    # reader sees it at the latest on its own query.
+    my $ajson;
+    Stack::wait_for(5, 'a reader sees the message sent after the thaw', sub {
+        (undef, $ajson) = $s->get("/recv?since=$since");
+        grep { $_ eq 'after the thaw' } texts($ajson);
+    });
     is_deeply([texts($ajson)], ['while frozen', 'after the thaw'],
               'everything is delivered once, in order, after SIGCONT');
     ok(Stack::wait_until(5, sub { backend($s, 'pgchat-listen') == 1 }),
@@ -97,7 +122,9 @@ sub texts { map { $_->{text} // () } @{$_[0]{messages} // []} }
     my ($again) = $s->post('/send', {id => $id, text => 'on a new connection'});
     is($again, 200, 'the next send is stored, on a new connection');
     thaw($writer);
-    sleep 1;
+    # Once its backend has gone, whatever it was sent has run or never will.
+    Stack::wait_for(10, "the abandoned writer backend $writer to end",
+                    sub { !grep { $_ == $writer } backend($s, 'pgchat-writer') });
     my $rows = $s->sql(q{SELECT string_agg(text, ',' ORDER BY ts) FROM messages
                          WHERE type = 'msg'});
     is($rows, 'on a new connection',
@@ -120,7 +147,8 @@ sub texts { map { $_->{text} // () } @{$_[0]{messages} // []} }
     freeze($archive);
     my $page = $s->get_async('/history');
     my $search = $s->get_async('/search?q=anything');
-    sleep 0.3;
+    Stack::wait_for(10, "a read sent to the frozen archive backend $archive",
+                    sub { unread($archive) > 0 });
     my $t0 = time;
     my ($status) = $s->post('/send', {id => $id, text => 'past a stuck read'});
     my $took = time - $t0;
@@ -150,7 +178,7 @@ sub texts { map { $_->{text} // () } @{$_[0]{messages} // []} }
     my $id = $s->join_nick('carol');
     my $since = head_of($s);
     my @readers = map { $s->get_async("/recv?since=$since") } 1 .. 3;
-    sleep 0.5;
+    $s->parked(3);
     my ($listen) = backend($s, 'pgchat-listen');
     freeze($listen);
     my ($status) = $s->post('/send', {id => $id, text => 'unheard'});
@@ -190,7 +218,9 @@ sub texts { map { $_->{text} // () } @{$_[0]{messages} // []} }
              . $rec->(4, $nv->(REQUEST_METHOD => 'GET', DOCUMENT_URI => '/recv',
                                QUERY_STRING => 'since=0'))
              . $rec->(4, '') . $rec->(5, '');
-    sleep 0.5;
+    # The answer has begun to come: the rest of it waits in the worker.
+    Stack::wait_for(10, 'the first bytes of the answer nobody reads',
+                    sub { IO::Select->new($raw)->can_read(0) });
 
     my $slowest = 0;
     for (1 .. 20) {
