@@ -11,7 +11,7 @@ use HTTP::Tiny;
 use Stack;
 use Swarm;
 use Test::More;
-use Time::HiRes qw(sleep time);
+use Time::HiRes qw(time);
 
 my $s = Stack->new(workers => 2, env => {PGCHAT_RECV_TIMEOUT => 5});
 my $id = $s->join_nick('sender');
@@ -37,7 +37,8 @@ sub all_received {
         or diag('complete: ' . $swarm->complete(@accepted));
 }
 
-$swarm->run_until(sub { 0 }, 1);   # let them park
+$swarm->run_until(sub { $s->metric('pgchat_parked_requests') == 100 }, 30)
+    or die "the 100 readers did not park\n";
 send_text("before $_") for 1 .. 3;
 all_received('to begin with');
 
@@ -83,8 +84,10 @@ note("round $round");
     is($bad_body, 0, 'each refusal is a 503 with a JSON error');
     is($other, 0, 'no other status');
     ok($slowest < 5, sprintf('no send hung (slowest %.2f s)', $slowest));
-    sleep 1;
-    my ($status) = send_text('after the restart');
+    # The writer may still be in its back-off: a refused send is retried,
+    # as a client does, until one is stored.
+    my $status;
+    $swarm->run_until(sub { ($status) = send_text('after the restart'); $status == 200 }, 30);
     is($status, 200, 'sends work again after the restart');
     all_received('after the restart', 30);
     is_deeply([sort $s->worker_pids], \@workers,
@@ -96,11 +99,10 @@ note("round $round");
     my @workers = $s->worker_pids;
     kill 'KILL', $workers[0];
     my @now;
-    for (1 .. 100) {
+    Stack::wait_until(20, sub {
         @now = $s->worker_pids;
-        last if @now == 2 && !grep { $_ == $workers[0] } @now;
-        sleep 0.05;
-    }
+        @now == 2 && !grep { $_ == $workers[0] } @now;
+    });
     is(scalar @now, 2, 'the parent replaces a killed worker');
     send_text("after the kill $_") for 1 .. 3;
     all_received('after a worker was killed');
@@ -108,9 +110,12 @@ note("round $round");
 
 # --- nginx reloaded while clients wait ------------------------------------
 {
+    my @old = $s->nginx_workers;
     $s->reload_nginx;
     send_text("during the reload $_") for 1 .. 3;
-    sleep 1;
+    my %old = map { $_ => 1 } @old;
+    $swarm->run_until(sub { grep { !$old{$_} } $s->nginx_workers }, 30)
+        or die "nginx started no new worker after the reload\n";
     send_text("after the reload $_") for 1 .. 3;
     all_received('across an nginx reload');
 }
