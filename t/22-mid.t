@@ -11,7 +11,7 @@ use HTTP::Tiny;
 use POSIX ();
 use Stack qw(wait_until);
 use Test::More;
-use Time::HiRes qw(sleep time);
+use Time::HiRes qw(time);
 
 my $s = Stack->new(workers => 2, responders => 2,
                    env => {PGCHAT_RECV_TIMEOUT => 1});
@@ -106,7 +106,9 @@ is($s->sql(q{SELECT count(*) FROM message_mids WHERE nick = 'alice'}), 3,
     my @ids = ($alice, $bob);
     my $bad = 0;
     for my $round (1 .. $rounds) {
-        my $start = time + 0.3;
+        # The copies start together when the parent closes $go: all of
+        # them have been forked by then.
+        pipe(my $wait, my $go) or die;
         my @pending;
         for my $c (1 .. $copies) {
             my $id = $ids[$round % 2];
@@ -114,7 +116,8 @@ is($s->sql(q{SELECT count(*) FROM message_mids WHERE nick = 'alice'}), 3,
             my $pid = fork // die;
             if ($pid == 0) {
                 close $r;
-                sleep($start - time) if $start > time;
+                close $go;
+                my $eof = <$wait>;
                 my $res = HTTP::Tiny->new(timeout => 30)->get(
                     $s->url("/send?id=$id&text=race$round&mid=race-$round"));
                 print $w "$res->{status} $res->{content}";
@@ -124,6 +127,8 @@ is($s->sql(q{SELECT count(*) FROM message_mids WHERE nick = 'alice'}), 3,
             close $w;
             push @pending, [$pid, $r];
         }
+        close $wait;
+        close $go;
         my %ts;
         for my $p (@pending) {
             my $fh = $p->[1];
@@ -153,22 +158,35 @@ is($s->sql(q{SELECT count(*) FROM message_mids WHERE nick = 'alice'}), 3,
                   ARRAY['$text'], ARRAY['held'])};
     };
     my $out = $s->dir . '/held.out';
+    # The first: a psql that stores its send in a transaction and commits
+    # only when told (a line on its standard input).
+    open(my $first_tx, '|-', 'psql', '-X', '-qtA', '-v', 'ON_ERROR_STOP=1',
+         '-d', $url, '-o', $out) or die "psql: $!";
+    $first_tx->autoflush(1);
+    print $first_tx "BEGIN;\n" . $send->('first') . ";\n";
+    my $backend = qq{SELECT count(*) FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid()};
+    Stack::wait_for(10, 'the first transaction to hold the key', sub {
+        $s->sql(qq{$backend AND state = 'idle in transaction'
+                   AND query LIKE '%chat_send%'}) == 1 });
+    my $second = $s->dir . '/second.out';
     my $pid = fork // die;
     if ($pid == 0) {
-        open(STDOUT, '>', $out) or die;
-        exec 'psql', '-X', '-qtA', '-d', $url, '-c', 'BEGIN', '-c',
-            $send->('first'), '-c', 'SELECT pg_sleep(1.5)', '-c', 'COMMIT'
+        open(STDOUT, '>', $second) or die;
+        exec 'psql', '-X', '-qtA', '-d', $url, '-c', $send->('second')
             or POSIX::_exit(127);
     }
-    sleep 0.5;
-    my $t0 = time;
-    my $second = $s->sql($send->('second'));
-    my $waited = time - $t0;
+    ok(Stack::wait_until(10, sub {
+           $s->sql(qq{$backend AND wait_event_type = 'Lock'}) == 1 }),
+       'the second, claiming the same key, waits for the first');
+    ok(!-s $second, '... and has not answered');
+    print $first_tx "COMMIT;\n";
+    close $first_tx or die "the first transaction failed\n";
     waitpid $pid, 0;
     my ($first) = Stack::slurp($out) =~ /^(\d+)$/m;
     ok($first, 'the first transaction stored its send');
-    is($second, $first, "the second, waiting on the key, answers the first's timestamp");
-    ok($waited > 0.5, sprintf('... after waiting for it to commit (%.1f s)', $waited));
+    is(Stack::slurp($second) =~ s/\s+\z//r, $first,
+       "once it commits, the second answers the first's timestamp");
     is(count_rows(q{text IN ('first', 'second')}), 1, '... and stores nothing');
 }
 
