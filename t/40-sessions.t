@@ -18,7 +18,8 @@ my $b = Stack->new(workers => 2, env => \%env, db => $a->{db});
 my $idle = $a->join_nick('idle');
 my $active = $a->join_nick('active');
 
-# The active user keeps polling (through the other responder, too).
+# The active user keeps polling (through the other responder, too) for
+# 5 s, more than twice the timeout: that time is what is tested.
 my $t0 = time;
 my $since = 0;
 my $i = 0;
@@ -30,6 +31,13 @@ while (time - $t0 < 5) {
 
 my @parts = split /\n/, $a->sql(q{SELECT nick FROM messages WHERE type = 'part'});
 is_deeply(\@parts, ['idle'], 'the idle session ended with exactly one part');
+# When, by the database's clock: after the timeout, and well before twice
+# it (the sweep runs every 0.2 s).
+my $ended = $a->sql(q{SELECT max(ts) FILTER (WHERE type = 'part')
+                           - max(ts) FILTER (WHERE type = 'join')
+                      FROM messages WHERE nick = 'idle'});
+ok($ended >= 2000 && $ended < 4000,
+   "it ended $ended ms after it joined: past the 2 s timeout, before twice it");
 my ($st, $json) = $a->get('/who');
 is_deeply($json->{nicks}, ['active'], 'the active session is still there');
 ($st, undef, my $raw) = $a->get("/send?id=$idle&text=late");
@@ -42,7 +50,7 @@ is($st, 200, 'the expired nick can be taken again');
 # Sends keep a session alive as well.
 my $talker = $a->join_nick('talker');
 for (1 .. 6) {
-    sleep 0.6;
+    sleep 0.6;    # not a wait: 3.6 s of sends 0.6 s apart is what is tested
     ($st) = $b->get("/send?id=$talker&text=tick$_");
 }
 is($st, 200, 'a session that keeps sending stays alive past the timeout');
