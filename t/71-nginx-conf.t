@@ -1,16 +1,31 @@
 #!/usr/bin/perl
-# 71-nginx-conf.t -- bin/nginx-conf renders only values it has checked: a
-# ';', a '}', a newline or a space in any setting or argument it copies
-# into nginx.conf stops it with status 2 and a message naming the setting,
-# so no value can add a directive. Good values render a configuration
-# nginx -t accepts.
+# 71-nginx-conf.t -- nginx's configuration: one source for what nginx.conf
+# and the drop-in (nginx/pgchat.conf, nginx/pgchat-upstream.conf) share,
+# and the per-address limits it sets.
+#
+# - The shared pieces (nginx/shared/*.conf: error pages, limits, headers,
+#   body bounds) are copied by bin/nginx-inline; its --check fails when a
+#   copy differs from its source, and none of their directives is written
+#   outside a copy.
+# - bin/nginx-conf renders only values it has checked: a ';', a '}', a
+#   newline or a space in any setting or argument it copies into
+#   nginx.conf stops it with status 2 and a message naming the setting,
+#   so no value can add a directive. Good values render a configuration
+#   nginx -t accepts; so do the drop-in's files.
+# - Every chat endpoint has a per-address limit_req: its burst passes,
+#   what follows is refused with 429, JSON and Retry-After: 1; the
+#   client's files and /healthz are never limited.
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Stack qw(slurp);
+use Stack qw(slurp spew);
+use File::Copy qw(copy);
+use File::Path qw(make_path);
 use File::Temp qw(tempdir);
+use HTTP::Tiny;
 use Test::More;
+use Time::HiRes qw(time);
 
 my $TOP = $Stack::TOP;
 my $dir = tempdir('conf-XXXXXX', DIR => $ENV{PGCHAT_TEST_TMP} // '/tmp', CLEANUP => 1);
@@ -48,10 +63,111 @@ is($st, 0, 'the defaults render') or diag($err);
                             PGCHAT_ADDR_CONNS => 7, PGCHAT_STATS_ALLOW => '10.1.0.0/16 192.0.2.7,2001:db8::/32'},
                            '[::1]:9000', "$dir/a.sock,$dir/b.sock", "$dir/var", 'off');
 is($st, 0, 'other good values render') or diag($err);
-like($out, qr/rate=300r\/m;/, 'the join rate');
+like($out, qr/zone=pgchat_join:10m rate=300r\/m;/, 'the join rate');
+like($out, qr/zone=pgchat_join burst=0 nodelay;/, 'the join burst');
+like($out, qr/zone=pgchat_send:10m rate=1r\/s;/, 'the send rate');
+like($out, qr/zone=pgchat_send burst=1 nodelay;/, 'the send burst');
+like($out, qr/zone=pgchat_search:10m rate=2r\/s;/, 'the other limits as they are');
 like($out, qr/limit_conn pgchat_conn 7;/, 'the connection cap');
 like($out, qr/10\.1\.0\.0\/16 1; 192\.0\.2\.7 1; 2001:db8::\/32 1;/, 'the /stats addresses');
 like($out, qr/listen \[::1\]:9000;/, 'an IPv6 listen address');
+
+# --- one source: nginx/shared/ and its copies -------------------------------
+
+# The copies of each target, by piece, and what is written outside them.
+sub copies {
+    my ($text) = @_;
+    my (%pieces, $outside, $in);
+    for my $line (split /^/m, $text) {
+        if (!$in && $line =~ m{^\s*# >>> (nginx/shared/\S+)}) { $in = $1; $pieces{$in}++; next }
+        if ($in && $line =~ m{^\s*# <<< \Q$in\E\s*$}) { undef $in; next }
+        $outside .= $line unless $in;
+    }
+    return (\%pieces, $outside);
+}
+my %want = (
+    'nginx.conf' => {'nginx/shared/http.conf' => 1, 'nginx/shared/request.conf' => 1,
+                     'nginx/shared/errors.conf' => 1},
+    'nginx/pgchat.conf' => {'nginx/shared/request.conf' => 2, 'nginx/shared/errors.conf' => 1},
+    'nginx/pgchat-upstream.conf' => {'nginx/shared/http.conf' => 1},
+);
+for my $file (sort keys %want) {
+    my ($pieces, $outside) = copies(slurp("$TOP/$file"));
+    is_deeply($pieces, $want{$file}, "$file holds its copies of nginx/shared/");
+    my @own = grep { /^\s*(limit_req|limit_conn|error_page|add_header|client_max_body|client_body_timeout|log_format)\b/ }
+        split /\n/, $outside;
+    is("@own", '', "  and writes no limit, error page, header, body bound or log format of its own");
+}
+{
+    my $out = qx{"$TOP/bin/nginx-inline" --check 2>&1};
+    is($?, 0, 'bin/nginx-inline --check: every copy is its source') or diag($out);
+}
+# Drift is caught: a copy of the files with one piece changed.
+{
+    my $copy = "$dir/drift";
+    make_path("$copy/bin", "$copy/nginx/shared");
+    copy("$TOP/bin/nginx-inline", "$copy/bin/nginx-inline") or die;
+    chmod 0755, "$copy/bin/nginx-inline";
+    copy("$TOP/$_", "$copy/$_") or die "$_: $!"
+        for 'nginx.conf', 'nginx/pgchat.conf', 'nginx/pgchat-upstream.conf',
+            map { "nginx/shared/" . (split m{/})[-1] } glob("$TOP/nginx/shared/*.conf");
+    my $req = slurp("$copy/nginx/shared/request.conf");
+    $req =~ s/burst=200/burst=300/ or die 'no history burst in request.conf';
+    spew("$copy/nginx/shared/request.conf", $req);
+    my $out = qx{"$copy/bin/nginx-inline" --check 2>&1};
+    is($? >> 8, 1, 'a piece changed and not copied: --check fails');
+    like($out, qr{nginx\.conf .*\n.*nginx/pgchat\.conf}s, '  naming both files that use it') or diag($out);
+    unlike(slurp("$copy/nginx/pgchat.conf"), qr/burst=300/, '  and changes nothing');
+    $out = qx{"$copy/bin/nginx-inline" 2>&1};
+    is($?, 0, 'bin/nginx-inline rewrites the copies') or diag($out);
+    my $n = () = slurp("$copy/nginx/pgchat.conf") =~ /pgchat_history burst=300/g;
+    is($n, 2, '  both copies in the drop-in');
+    like(slurp("$copy/nginx.conf"), qr/pgchat_history burst=300/, '  and the one in nginx.conf');
+    $out = qx{"$copy/bin/nginx-inline" --check 2>&1};
+    is($?, 0, '  after which --check passes') or diag($out);
+}
+
+# The drop-in's files, in a server of their own, are a configuration nginx
+# -t accepts (t/90-deploy.t runs them).
+{
+    my $d = "$dir/dropin";
+    make_path("$d/conf", "$d/www");
+    copy("/etc/nginx/$_", "$d/conf/$_") or die "$_: $!" for qw(fastcgi_params mime.types);
+    (my $snippet = slurp("$TOP/nginx/pgchat.conf")) =~ s{/var/log/nginx/pgchat\.}{$d/pgchat-}g;
+    spew("$d/conf/pgchat.conf", $snippet);
+    copy("$TOP/nginx/pgchat-upstream.conf", "$d/conf/pgchat-upstream.conf") or die;
+    spew("$d/conf/nginx.conf", <<"CONF");
+pid $d/nginx.pid;
+error_log stderr warn;
+events { worker_connections 64; }
+http {
+    include mime.types;
+    access_log off;
+    client_body_temp_path $d/client_body;
+    fastcgi_temp_path $d/fastcgi;
+    proxy_temp_path $d/proxy;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    include $d/conf/pgchat-upstream.conf;
+    server {
+        listen 127.0.0.1:1;
+        set \$pgchat_public $TOP/public;
+        include $d/conf/pgchat.conf;
+    }
+}
+CONF
+    my $t = qx{nginx -t -q -p $d -c $d/conf/nginx.conf -e stderr 2>&1};
+    is($?, 0, 'the drop-in\'s files: nginx -t accepts them') or diag($t);
+}
+
+($st, $out, $err) = render({RATE_LIMIT => 0});
+is($st, 0, 'RATE_LIMIT=0 renders');
+unlike($out, qr/^\s*limit_(?:req|conn)(?:_zone)?\s/m, '  with no limit_req or limit_conn left');
+{
+    spew("$dir/nginx0.conf", $out);
+    my $t = qx{nginx -t -q -p $dir/var -c $dir/nginx0.conf -e stderr 2>&1};
+    is($?, 0, '  and nginx -t accepts it') or diag($t);
+}
 
 my $NL = "\n";
 my @bad = (
@@ -89,5 +205,56 @@ for my $row (@bad) {
         or diag($berr);
     is($bout, '', '  and nothing rendered');
 }
+
+# --- the per-address limits, endpoint by endpoint --------------------------
+
+# Each endpoint asked as fast as one client can, with a request the
+# responder answers at once (a 400 counts as much as a 200): its burst
+# passes, and a 429 comes before burst + rate x elapsed (+2: the first
+# request is not excess, and a token may be partly refilled). The endpoint
+# sharing its zone is refused right after. [endpoint and query, burst, rate a second, zone partner]
+my @limits = (
+    ['/who', 20, 5, '/limits'],
+    ['/join', 20, 5, '/part'],
+    ['/send', 100, 50, undef],
+    ['/recv', 100, 20, '/events'],
+    ['/history?limit=1', 200, 10, undef],
+    ['/search?q=nothing', 10, 2, undef],
+);
+my $s = Stack->new(workers => 1, env => {RATE_LIMIT => 1, PGCHAT_ADDR_READS => 100});
+my $http = HTTP::Tiny->new(timeout => 30, keep_alive => 1);
+my $csp = qr/^default-src 'self'; script-src 'self'/;
+for my $row (@limits) {
+    my ($path, $burst, $rate, $partner) = @$row;
+    my ($name) = $path =~ m{^/(\w+)};
+    my ($passed, $res, $t0) = (0, undef, time);
+    while ($passed < $burst + 500) {
+        $res = $http->get($s->url($path));
+        last if $res->{status} == 429;
+        $passed++;
+    }
+    my $most = $burst + int($rate * (time - $t0)) + 2;
+    ok($passed >= $burst && $passed <= $most,
+       "/$name: $passed requests pass (burst $burst, at most $most), then 429");
+    is($res->{content}, '{"error":"Too many requests, slow down"}', '  in JSON');
+    is($res->{headers}{'retry-after'}, 1, '  with Retry-After: 1');
+    like($res->{headers}{'content-type'} // '', qr{^application/json}, '  as application/json');
+    like($res->{headers}{'content-security-policy'} // '', $csp, '  and the CSP header');
+    next unless $partner;
+    is($http->get($s->url($partner))->{status}, 429, "  $partner shares its limit: 429 too");
+}
+{
+    my %st;
+    $st{$http->get($s->url($_))->{status}}++ for map { ('/app.js', '/', '/healthz') } 1 .. 100;
+    is_deeply(\%st, {200 => 300}, 'the client\'s files and /healthz are never limited');
+}
+{
+    my $res = $http->request('POST', $s->url('/style.css'));
+    is("$res->{status} $res->{content}", '405 {"error":"Method not allowed"}',
+       'nginx\'s other errors are JSON too (a POST to a file: 405)');
+    ok(!exists $res->{headers}{'retry-after'}, '  without Retry-After');
+    like($res->{headers}{'content-security-policy'} // '', $csp, '  with the CSP header');
+}
+$s->finish;
 
 done_testing;
