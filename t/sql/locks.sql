@@ -7,7 +7,9 @@
 --   (a send or a keep-alive in flight) instead of waiting for it.
 -- Every wait is bounded by lock_timeout, so a bug fails rather than hangs.
 -- The session row part B needs is committed by the second session, and
--- deleted by it after the ROLLBACK.
+-- deleted by it after the ROLLBACK, and before the BEGIN, in case a run
+-- that failed half-way left it.
+DELETE FROM sessions WHERE room = 'pgtap-locks';
 BEGIN;
 SELECT plan(28);
 SET LOCAL lock_timeout = '5s';
