@@ -1,0 +1,219 @@
+# History/Nemesis.pm -- faults at random times, one at a time, on the
+# History::Http loop the clients run on:
+#
+#   stop-listen, stop-writer, stop-archive   SIGSTOP of that backend (found
+#                                            by application_name), SIGCONT
+#                                            0.5-2 x PGCHAT_DB_TIMEOUT later
+#   term-listen, term-writer, term-archive   pg_terminate_backend of it
+#   pg-fast, pg-immediate                    pg_ctl restart -m fast|immediate
+#                                            of the test cluster
+#   kill-worker                              SIGKILL of a worker (its parent
+#                                            starts another)
+#   kill-responder                           SIGKILL of a responder's parent
+#                                            (its workers follow), restarted
+#   pause-worker                             SIGSTOP of a worker, SIGCONT
+#                                            0.5-3 s later
+#   reload-nginx                             SIGHUP
+#
+# Each fault is recorded as {kind, t0, t1, detail}: t0 when it began, t1
+# when it was healed (SIGCONT sent, the restart done), for the checker's
+# staleness bounds. The kinds and their targets come from a History::Rng
+# stream, so a seed replays the same schedule. Whatever happens, nothing
+# stays stopped and the cluster is up when the test ends (END below).
+package History::Nemesis;
+
+use strict;
+use warnings;
+use History::Rng;
+use POSIX qw(WNOHANG);
+use Stack;
+use Time::HiRes qw(time);
+
+our @KINDS = qw(stop-listen stop-writer stop-archive term-listen term-writer
+                term-archive pg-fast pg-immediate kill-worker kill-responder
+                pause-worker reload-nginx);
+
+my %APP = (listen => 'pgchat-listen', writer => 'pgchat-writer',
+           archive => 'pgchat-archive');
+
+my (%frozen, $restarting);
+END {
+    kill 'CONT', keys %frozen if %frozen;
+    if ($restarting) { waitpid $restarting, 0 }
+}
+
+# Options: stack, loop, seed, db_timeout, kinds (default all), gap ([lo,
+# hi] seconds between faults).
+sub new {
+    my ($class, %opt) = @_;
+    my $self = bless {%opt, faults => [], rng => History::Rng->new($opt{seed}, 'nemesis')},
+        $class;
+    $self->{kinds} //= [@KINDS];
+    $self->{gap} //= [0.5, 2.5];
+    return $self;
+}
+
+sub faults { $_[0]{faults} }
+
+sub start {
+    my ($self) = @_;
+    $self->{on} = 1;
+    $self->schedule;
+}
+
+# No new faults; the one under way is healed as planned.
+sub stop { $_[0]{on} = 0 }
+sub idle { !$_[0]{current} }
+
+sub schedule {
+    my ($self) = @_;
+    return unless $self->{on};
+    $self->{loop}->after($self->{rng}->between(@{$self->{gap}}), sub {
+        return unless $self->{on};
+        my $kind = $self->{rng}->pick(@{$self->{kinds}});
+        my $f = {kind => $kind, t0 => time};
+        $self->{current} = $f;
+        push @{$self->{faults}}, $f;
+        my $ok = eval { $self->inflict($f); 1 };
+        unless ($ok) {
+            $f->{detail} = "not done: $@";
+            $f->{detail} =~ s/\s+\z//;
+            $self->healed($f);
+        }
+    });
+}
+
+sub healed {
+    my ($self, $f) = @_;
+    $f->{t1} = time;
+    delete $self->{current};
+    $self->schedule;
+}
+
+sub backends {
+    my ($self, $app) = @_;
+    return sort { $a <=> $b } split /\n/, $self->{stack}->sql(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = '$app'"
+        . ' AND datname = current_database()');
+}
+
+# Polls $cond on the loop every 0.1 s until it is true or $timeout passes,
+# then calls $then.
+sub poll_until {
+    my ($self, $timeout, $cond, $then) = @_;
+    my $end = time + $timeout;
+    my $tick;
+    $tick = sub {
+        return $then->() if $cond->() || time > $end;
+        $self->{loop}->after(0.1, $tick);
+    };
+    $tick->();
+}
+
+sub inflict {
+    my ($self, $f) = @_;
+    my $rng = $self->{rng};
+    my $s = $self->{stack};
+    my ($what, $target) = split /-/, $f->{kind}, 2;
+    my $pick = $rng->rand;    # drawn whatever the kind, so the stream stays aligned
+    my $hold = $rng->rand;
+    if ($what eq 'stop' || $what eq 'term') {
+        my @pids = $self->backends($APP{$target});
+        die "no $APP{$target} backend\n" unless @pids;
+        my $pid = $pids[int($pick * @pids)];
+        $f->{detail} = "pid $pid of " . scalar(@pids);
+        if ($what eq 'term') {
+            $s->sql("SELECT pg_terminate_backend($pid)");
+            return $self->healed($f);
+        }
+        kill 'STOP', $pid;
+        $frozen{$pid} = 1;
+        my $d = (0.5 + 1.5 * $hold) * $self->{db_timeout};
+        $f->{detail} .= sprintf ', %.1f s', $d;
+        return $self->{loop}->after($d, sub {
+            kill 'CONT', $pid;
+            delete $frozen{$pid};
+            $self->healed($f);
+        });
+    }
+    if ($what eq 'pg') {
+        my $pg = Stack::pg_dir();
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            open(STDOUT, '>', '/dev/null');
+            open(STDERR, '>', '/dev/null');
+            exec(Stack::as_user('/usr/lib/postgresql/15/bin/pg_ctl', '-D', "$pg/data",
+                                '-l', "$pg/postgres.log", '-m', $target, '-w', '-t', '60',
+                                'restart')) or POSIX::_exit(127);
+        }
+        $restarting = $pid;
+        my $status;
+        return $self->poll_until(90, sub {
+            my $r = waitpid($pid, WNOHANG);
+            $status = $? if $r == $pid;
+            return $r != 0;
+        }, sub {
+            $restarting = undef;
+            $f->{detail} = defined $status ? "pg_ctl exit " . ($status >> 8) : 'pg_ctl hung';
+            $self->healed($f);
+        });
+    }
+    if ($what eq 'kill' || $what eq 'pause') {
+        my $which = int($pick * @{$s->{sockets}});
+        if ($target eq 'responder') {
+            $f->{detail} = "responder $which";
+            $s->stop_responder('KILL', $which);
+            $s->start_responder($which);
+            return $self->healed($f);
+        }
+        my @workers = sort { $a <=> $b } $s->worker_pids($which);
+        die "no workers in responder $which\n" unless @workers;
+        my $pid = $workers[int($hold * @workers)];
+        $f->{detail} = "worker $pid of responder $which";
+        if ($what eq 'kill') {
+            kill 'KILL', $pid;
+            return $self->poll_until(10, sub {
+                my @now = $s->worker_pids($which);
+                @now == @workers && !grep { $_ == $pid } @now;
+            }, sub { $self->healed($f) });
+        }
+        kill 'STOP', $pid;
+        $frozen{$pid} = 1;
+        my $d = 0.5 + 2.5 * $hold;
+        $f->{detail} .= sprintf ', %.1f s', $d;
+        return $self->{loop}->after($d, sub {
+            kill 'CONT', $pid;
+            delete $frozen{$pid};
+            $self->healed($f);
+        });
+    }
+    if ($f->{kind} eq 'reload-nginx') {
+        my @old = $s->nginx_workers;
+        $s->reload_nginx;
+        my %old = map { $_ => 1 } @old;
+        return $self->poll_until(10, sub { grep { !$old{$_} } $s->nginx_workers },
+                                 sub { $self->healed($f) });
+    }
+    die "unknown fault $f->{kind}\n";
+}
+
+# After the run: the cluster answers again (a restart may have been the
+# last fault), or we die saying so.
+sub settle {
+    my ($self) = @_;
+    $self->stop;
+    $self->{loop}->run_until(sub { $self->idle }, 120);
+    Stack::wait_for(60, 'the test cluster to answer after the faults', sub {
+        eval { $self->{stack}->sql('SELECT 1') } // 0;
+    });
+}
+
+# Faults by kind: {kind => count}.
+sub counts {
+    my ($self) = @_;
+    my %n;
+    $n{$_->{kind}}++ for grep { ($_->{detail} // '') !~ /^not done/ } @{$self->{faults}};
+    return \%n;
+}
+
+1;

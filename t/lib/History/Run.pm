@@ -1,0 +1,120 @@
+# History/Run.pm -- one seeded run of the history checker: a stack of two
+# responders of two workers behind one nginx, PGCHAT_DB_TIMEOUT=2; writers
+# and followers (History::Driver) for $seconds while History::Nemesis
+# injects faults; then the faults stop, the sends under way finish, the
+# followers catch up with the table, and History::Checker reads it all.
+#
+#   my $r = History::Run::run(seed => 42, seconds => 20);
+#   $r->{violations}, $r->{summary}, $r->{stats}
+package History::Run;
+
+use strict;
+use warnings;
+use History::Checker;
+use History::Driver;
+use History::Http;
+use History::Nemesis;
+use Stack;
+use Time::HiRes qw(time);
+
+our $DB_TIMEOUT = 2;
+our $RECV_TIMEOUT = 5;
+
+# The messages table, every room, as rows {room, seq, ts, nick, type,
+# text, mid} (text as characters).
+sub table {
+    my ($stack) = @_;
+    my $out = $stack->sql(q{SELECT room, seq, ts, nick, type,
+        coalesce(encode(convert_to(text, 'UTF8'), 'base64'), '-'), coalesce(mid, '')
+        FROM messages ORDER BY room, ts});
+    my @rows;
+    require MIME::Base64;
+    for (split /\n/, $out) {
+        my %r;
+        @r{qw(room seq ts nick type text mid)} = split /\|/, $_, -1;
+        if ($r{text} eq '-') { $r{text} = undef }
+        else { $r{text} = MIME::Base64::decode_base64($r{text}); utf8::decode($r{text}) }
+        $r{mid} = undef if $r{mid} eq '';
+        push @rows, \%r;
+    }
+    return \@rows;
+}
+
+sub heads {
+    my ($stack) = @_;
+    return {map { split /\|/ } split /\n/, $stack->sql('SELECT room, last_ts FROM rooms')};
+}
+
+# Options: seed, seconds (of faults and operations), kinds (of faults),
+# responders, workers. Returns {seed, violations, stats, summary, history}.
+sub run {
+    my (%opt) = @_;
+    my $seed = $opt{seed};
+    my $s = Stack->new(responders => $opt{responders} // 2, workers => $opt{workers} // 2,
+                       env => {PGCHAT_DB_TIMEOUT => $DB_TIMEOUT,
+                               PGCHAT_RECV_TIMEOUT => $RECV_TIMEOUT,
+                               PGCHAT_SESSION_TIMEOUT => 15,
+                               PGCHAT_SWEEP_INTERVAL => 1});
+    my $loop = History::Http->new(port => $s->port);
+    my $t_start = time;
+    my $driver = History::Driver->new(
+        loop => $loop, seed => $seed, duration => $opt{seconds},
+        rooms => {lobby => 3, side => 2},
+        followers_at_start => [[lobby => 'recv'], [lobby => 'events'],
+                               [side => 'recv'], [side => 'events']],
+        late => 3, recv_timeout => $RECV_TIMEOUT, db_timeout => $DB_TIMEOUT);
+    my $nemesis = History::Nemesis->new(stack => $s, loop => $loop, seed => $seed,
+                                        db_timeout => $DB_TIMEOUT,
+                                        $opt{kinds} ? (kinds => $opt{kinds}) : ());
+    $driver->start;
+    $nemesis->start;
+    $loop->run_until(sub { 0 }, $opt{seconds});
+    $driver->stop;
+    $nemesis->settle;
+    my $t_faults = time;
+    # The sends under way keep retrying until they are answered.
+    $loop->run_until(sub { !$driver->busy }, 90);
+    my $heads = heads($s);
+    my $caught = $loop->run_until(sub { $driver->caught_up($heads) }, 30);
+    $driver->stop_followers;
+    $loop->close_all;
+    my $history = {ops => $driver->ops, followers => $driver->followers,
+                   faults => $nemesis->faults, table => table($s), heads => $heads,
+                   params => {db_timeout => $DB_TIMEOUT, recv_timeout => $RECV_TIMEOUT,
+                              t_start => $t_start}};
+    my $checker = History::Checker->new(history => $history);
+    my @violations = $checker->check;
+    my @reports = $s->finish(no_test => 1);
+    my %kinds = %{$nemesis->counts};
+    my $stats = $checker->stats;
+    my $summary = sprintf('seed %s: %d ops (%d sends, %d acknowledged, %d unacknowledged of which %d stored), '
+                          . '%d deliveries to %d followers, %d reads, %d history pages, %d faults (%s), '
+                          . '%d violations; reads that missed a send within its bound: %d, '
+                          . 'of them right after the reader\'s own send: %d of %d such reads; '
+                          . 'drain %.1f s%s',
+                          $seed, scalar @{$driver->ops}, $stats->{sends} // 0, $stats->{acked} // 0,
+                          $stats->{unacked} // 0, $stats->{unacked_stored} // 0,
+                          $stats->{delivered} // 0, scalar @{$driver->followers},
+                          $stats->{reads} // 0, $stats->{history} // 0,
+                          scalar(map { 1 } grep { ($_->{detail} // '') !~ /^not done/ } @{$nemesis->faults}),
+                          join(', ', map { "$_ $kinds{$_}" } sort keys %kinds),
+                          scalar @violations, $stats->{within_bound} // 0, $stats->{ryw_misses} // 0,
+                          $stats->{ryw_reads} // 0, time - $t_faults,
+                          $caught ? '' : ' (the followers did not catch up)');
+    return {seed => $seed, violations => \@violations, stats => $stats, summary => $summary,
+            history => $history, sanitizer => \@reports, faults => \%kinds};
+}
+
+# The violations as text: each with its excerpt, at most $max of them.
+sub report {
+    my ($r, $max) = @_;
+    my @v = @{$r->{violations}};
+    my $text = '';
+    for my $v (@v[0 .. ($#v < ($max // 10) - 1 ? $#v : ($max // 10) - 1)]) {
+        $text .= "property $v->{property}: $v->{what}\n" . join('', map { "    $_\n" } @{$v->{excerpt}});
+    }
+    $text .= '... and ' . (@v - ($max // 10)) . " more\n" if @v > ($max // 10);
+    return $text . "replay: PGCHAT_HISTORY_SEED=$r->{seed} prove t/95-history.t\n";
+}
+
+1;
