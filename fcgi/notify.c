@@ -98,11 +98,13 @@ collect_notifies(void)
     char *payload;
 
     while ((payload = pg_notify(listener.pg))) {
-        const char *room;
-        int64_t head;
+        struct store_notice n;
 
-        if (store_notify_parse(payload, &room, &head) == 0)
-            listener.cb.notify(room, head);
+        if (store_notify_parse(payload, &n) == 0) {
+            if (n.batch)
+                stats_add(&stats_all->notify_batches, 1);
+            listener.cb.notify(n.room, n.head, n.prev, n.batch);
+        }
         free(payload);
     }
 }
@@ -185,6 +187,7 @@ send_next(void)
     }
     listener.call = CALL_RECV;
     listener.sent_at = mono_ms();
+    stats_add(&stats_all->room_queries, 1);
     on_event(&listener.w, EV_OUT); /* writes what it can at once */
 }
 

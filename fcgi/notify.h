@@ -11,8 +11,11 @@
 #include "msg.h"
 
 struct notify_callbacks {
-    /* A notification: room has a new head. */
-    void (*notify)(const char *room, int64_t head);
+    /* A notification: room has a new head. Where the payload carried it,
+     * batch (taken by the callee; else NULL) is every message committed
+     * after prev up to head. */
+    void (*notify)(const char *room, int64_t head, int64_t prev,
+                   struct msg_list *batch);
     /* LISTEN is in place on a new connection: what was learnt before may
      * have missed notifications. */
     void (*up)(void);

@@ -212,15 +212,29 @@ service_dirty(struct room *rm)
 
 /* --- the LISTEN connection's news ---------------------------------------- */
 
+/* A batch that follows exactly on what the window holds (its prev is the
+ * head the window ends at, and no query is in flight that could answer
+ * out of turn) is appended as a query's answer would be; any other
+ * notification only says the head moved, and the room is read. */
 static void
-on_notify(const char *room, int64_t head)
+on_notify(const char *room, int64_t head, int64_t prev, struct msg_list *batch)
 {
     struct room *rm = rooms_find(room);
 
-    if (!rm)
-        return; /* nobody here reads that room */
-    if (rm->known && head > rm->head)
-        rm->head = head;
+    if (!rm) {
+        msg_list_free(batch); /* nobody here reads that room */
+        return;
+    }
+    if (batch && rm->known && !rm->querying && rm->recent.valid &&
+        rm->head == prev && rm->recent.head == prev && head > prev) {
+        views_prepare(batch);
+        rooms_learn(rm, prev, batch, head, RECENT_MAX);
+        stats_add(&stats_all->notify_appended, 1);
+    } else {
+        msg_list_free(batch);
+        if (rm->known && head > rm->head)
+            rm->head = head;
+    }
     if (!rm->notified_us && rm->nreaders)
         rm->notified_us = stats_now_us();
     mark_dirty(rm);

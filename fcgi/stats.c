@@ -208,6 +208,15 @@ stats_metrics(size_t *len)
             s->db_reconnects);
     counter(&o, "pgchat_db_timeouts_total",
             "Database calls given up after PGCHAT_DB_TIMEOUT.", s->db_timeouts);
+    counter(&o, "pgchat_room_queries_total",
+            "Queries the event loops sent to read a room (chat_recv).",
+            s->room_queries);
+    counter(&o, "pgchat_notify_batches_total",
+            "Notifications whose payload carried the messages committed.",
+            s->notify_batches);
+    counter(&o, "pgchat_notify_appended_total",
+            "... of them appended to a room's window without a query.",
+            s->notify_appended);
     *len = o.len;
     return o.buf;
 }

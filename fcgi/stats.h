@@ -40,8 +40,11 @@ struct stats_all {
     _Atomic long long messages_stored;
     _Atomic long long db_reconnects;
     _Atomic long long db_timeouts;
-    struct stats_hist batch;  /* sends per transaction */
-    struct stats_hist fanout; /* microseconds, NOTIFY to the replies */
+    _Atomic long long room_queries;    /* chat_recv calls of the loops */
+    _Atomic long long notify_batches;  /* NOTIFYs that carried their batch */
+    _Atomic long long notify_appended; /* ... appended without a query */
+    struct stats_hist batch;           /* sends per transaction */
+    struct stats_hist fanout;          /* microseconds, NOTIFY to the replies */
 };
 
 /* Never NULL: a private block until stats_map() replaces it. */

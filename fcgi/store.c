@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "views.h"
 
 /* The answer of a statement with one row and one column, or NULL. */
 static struct pg_res *
@@ -408,15 +409,37 @@ store_recv_decode(struct pg_res *res, int64_t *head)
     return list;
 }
 
-int
-store_notify_parse(char *payload, const char **room, int64_t *head)
+/* Reads a decimal int64 at *s and the space after it, if any. Returns 0,
+ * or -1 when *s holds no number. */
+static int
+take_number(char **s, int64_t *out)
 {
-    char *space = strrchr(payload, ' ');
+    char *end;
 
+    *out = strtoll(*s, &end, 10);
+    if (end == *s || (*end != ' ' && *end != '\0'))
+        return -1;
+    *s = *end ? end + 1 : end;
+    return 0;
+}
+
+int
+store_notify_parse(char *payload, struct store_notice *n)
+{
+    char *space = strchr(payload, ' '), *rest;
+
+    n->prev = -1;
+    n->batch = NULL;
     if (!space || space == payload)
         return -1;
     *space = '\0';
-    *room = payload;
-    *head = strtoll(space + 1, NULL, 10);
+    n->room = payload;
+    rest = space + 1;
+    if (take_number(&rest, &n->head) < 0)
+        return -1;
+    if (*rest && take_number(&rest, &n->prev) == 0 && *rest)
+        n->batch = views_parse_batch(rest);
+    if (!n->batch)
+        n->prev = -1; /* a batch that cannot be read is not used */
     return 0;
 }

@@ -108,9 +108,18 @@ struct msg_list *store_recv_decode(struct pg_res *res, int64_t *head);
 /* Sends a trivial statement, to learn that the connection still answers. */
 int store_check_send(struct pg *p);
 
-/* Splits a notification's payload ("room head") in place. Returns 0, or -1
- * when it is not one of ours. */
-int store_notify_parse(char *payload, const char **room, int64_t *head);
+/* What a notification says (migrations/0009): the room's new head and,
+ * where the batch fitted the payload, the head before it and the batch. */
+struct store_notice {
+    const char *room; /* in the payload */
+    int64_t head;
+    int64_t prev;           /* -1: the batch is not in the payload */
+    struct msg_list *batch; /* owned by the caller; NULL with prev -1 */
+};
+
+/* Splits a notification's payload ("ROOM HEAD" or "ROOM HEAD PREV JSON")
+ * in place. Returns 0, or -1 when it is not one of ours. */
+int store_notify_parse(char *payload, struct store_notice *n);
 
 /* Returns a text[] literal for PostgreSQL ("{"a","b\"c"}"), NULL entries
  * becoming NULL. The caller frees it. */

@@ -124,6 +124,61 @@ views_prepare(struct msg_list *list)
                 views_message(&list->items[i], &list->items[i].json_len);
 }
 
+/* A copy of v's string; NULL when v is JSON null (and null_ok). Sets *bad
+ * when v is neither. */
+static char *
+take_string(json_object *v, int null_ok, int *bad)
+{
+    if (!v && null_ok)
+        return NULL;
+    if (!json_object_is_type(v, json_type_string)) {
+        *bad = 1;
+        return NULL;
+    }
+    return xstrndup(json_object_get_string(v),
+                    (size_t)json_object_get_string_len(v));
+}
+
+struct msg_list *
+views_parse_batch(const char *json)
+{
+    json_object *root = json_tokener_parse(json);
+    struct msg_list *list;
+    size_t n;
+    int bad = 0;
+
+    if (!root || !json_object_is_type(root, json_type_array)) {
+        json_object_put(root);
+        return NULL;
+    }
+    n = json_object_array_length(root);
+    list = xcalloc(1, sizeof(*list));
+    list->items = xcalloc(n ? n : 1, sizeof(*list->items));
+    for (size_t i = 0; i < n && !bad; i++) {
+        json_object *row = json_object_array_get_idx(root, i);
+        struct msg *m = &list->items[list->len++];
+
+        if (!json_object_is_type(row, json_type_array) ||
+            json_object_array_length(row) != 5 ||
+            !json_object_is_type(json_object_array_get_idx(row, 0),
+                                 json_type_int)) {
+            bad = 1;
+            break;
+        }
+        m->ts = json_object_get_int64(json_object_array_get_idx(row, 0));
+        m->nick = take_string(json_object_array_get_idx(row, 1), 0, &bad);
+        m->type = take_string(json_object_array_get_idx(row, 2), 0, &bad);
+        m->text = take_string(json_object_array_get_idx(row, 3), 1, &bad);
+        m->mid = take_string(json_object_array_get_idx(row, 4), 1, &bad);
+    }
+    json_object_put(root);
+    if (bad) {
+        msg_list_free(list);
+        return NULL;
+    }
+    return list;
+}
+
 /* Appends m's JSON: the one views_prepare() made, or one made now. */
 static void
 grow_message(char **buf, size_t *len, size_t *cap, const struct msg *m)

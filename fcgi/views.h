@@ -39,6 +39,11 @@ void views_prepare(struct msg_list *list);
 /* One message as JSON, the same bytes views_prepare() gives it. */
 char *views_message(const struct msg *m, size_t *len);
 
+/* Reads a notification's batch, a JSON array of [ts, nick, type, text,
+ * mid] (text and mid may be null). Returns the messages, which the caller
+ * frees with msg_list_free(), or NULL when json is not exactly that. */
+struct msg_list *views_parse_batch(const char *json);
+
 /* {"messages":[...],"more":bool,"rss":N}: a page of /history. */
 char *views_history(const struct msg_list *list, int more, long long rss,
                     size_t *len);

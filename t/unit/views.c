@@ -119,5 +119,42 @@ main(void)
               "text[] literal: quotes, backslashes, NULL, empty, braces");
         check(store_array_literal(v, 0), "{}", "an empty text[] literal");
     }
+    {
+        /* Notifications, as migrations/0009 makes them. */
+        char head_only[] = "lobby 1700000000005";
+        char with_batch[] =
+            "r-1 1700000000005 1700000000003 [[1700000000004, \"al\", "
+            "\"msg\", \"a b\\\"c\", \"m1\"], \n [1700000000005, \"bo\", "
+            "\"join\", null, null]]";
+        char broken[] = "lobby 12 10 [[11, \"al\", \"msg\"]]";
+        char not_ours[] = "lobby";
+        char bad_head[] = "lobby x1";
+        struct store_notice n;
+
+        is_int(store_notify_parse(head_only, &n), 0, "notice: room and head");
+        is_str(n.room, "lobby", "notice: the room");
+        is_int(n.head, 1700000000005LL, "notice: the head");
+        is_int(n.prev, -1, "notice: no batch, no prev");
+        ok(!n.batch, "notice: no batch");
+        is_int(store_notify_parse(with_batch, &n), 0, "notice with a batch");
+        is_str(n.room, "r-1", "... the room");
+        is_int(n.prev, 1700000000003LL, "... the head before the batch");
+        ok(n.batch && n.batch->len == 2, "... two messages");
+        if (n.batch && n.batch->len == 2) {
+            is_int(n.batch->items[0].ts, 1700000000004LL, "... ts");
+            is_str(n.batch->items[0].text, "a b\"c", "... text unescaped");
+            is_str(n.batch->items[0].mid, "m1", "... mid");
+            is_str(n.batch->items[1].type, "join", "... type");
+            ok(!n.batch->items[1].text && !n.batch->items[1].mid,
+               "... null text and mid");
+        }
+        msg_list_free(n.batch);
+        is_int(store_notify_parse(broken, &n), 0, "a batch that is not 5 wide");
+        ok(!n.batch && n.prev == -1, "... is not used: the head alone is");
+        is_int(n.head, 12, "... which is still read");
+        is_int(store_notify_parse(not_ours, &n), -1, "no head: not ours");
+        is_int(store_notify_parse(bad_head, &n), -1,
+               "a head that is no number");
+    }
     return done_testing();
 }
