@@ -8,7 +8,8 @@
  *   view.js       the page: toolbar, who list, the message log
  *   history.js    scrollback and search
  *   session.js    join, leave, rejoin, the who list from the server
- *   outbox.js     sending, exactly once across retries
+ *   outbox.js     sending, in order and exactly once across retries,
+ *                 rate limits and reloads
  *
  * Each imports only those above it in this list, and app.js imports them.
  *
@@ -39,9 +40,15 @@
  *                  Non-message rows are li.day (date divider) and
  *                  li.notice (e.g. skipped-messages gap) - never .line.
  *                  A message of ours not yet delivered is li.pending
- *                  (data-mid; .retrying while the server is unreachable),
- *                  below the lines, never .line: it becomes a .line when
- *                  its copy with the same mid is read back.
+ *                  (data-mid; .retrying while the server is unreachable,
+ *                  .waiting while the rate limit holds it, .held with
+ *                  span.note and button.resend / button.delete when it
+ *                  was typed over a day ago), below the lines, never
+ *                  .line: it becomes a .line when its copy with the same
+ *                  mid is read back. One the server refused is
+ *                  li.refused (data-mid, data-after), never .line: it
+ *                  keeps its place, with span.note (the server's reason)
+ *                  and button.edit / button.delete.
  *                  li.notice.start tops the log once scrollback has
  *                  reached the room's first message.
  *   #new-messages  button shown when lines arrived while scrolled up
@@ -58,7 +65,11 @@
  *   #leave         leave button (parts and shows the join screen)
  *   #send-form     message form; #input its textarea, #send-button
  *   #send-error    inline send error ("Message too long", ...); empty
- *                  when none
+ *                  when none (a 429 is never one)
+ *   #outbox-status the queue's count and state, quiet: "3 messages
+ *                  queued — waiting for the rate limit…"; data-state
+ *                  sending | waiting | retrying | held, empty when
+ *                  nothing is queued
  *   #search-form   the room's search; #search-input its input (Enter or a
  *                  pause in typing searches), #search-status the count
  *                  or the error, #search-results an <ol> of li.result,
@@ -76,14 +87,14 @@
  */
 
 import { state, DEFAULT_ROOM, NICK_RE, ROOM_RE, roomFromUrl } from './state.js';
-import { request, restartRead, wake } from './transport.js';
+import { loadLimits, request, restartRead, wake } from './transport.js';
 import {
   el, isAtBottom, narrowQuery, scrollToBottom, setRss, setStatus, showBanner, updateTitle, updateUptime,
   updateWhoToggle, isHidden,
 } from './view.js';
 import { loadOlder, nearTop, runSearch } from './history.js';
-import { leaveSession, onJoinSubmit, rejoin, sendPartBeacon, showJoinError } from './session.js';
-import { autosize, sendMessage, setSendError } from './outbox.js';
+import { leaveSession, onJoinSubmit, onSessionStart, rejoin, sendPartBeacon, showJoinError } from './session.js';
+import { autosize, restoreOutbox, sendMessage, setSendError } from './outbox.js';
 
 const SEARCH_DELAY_MS = 400;     // typing pauses this long: search
 
@@ -115,6 +126,8 @@ function init() {
     if (saved && NICK_RE.test(saved)) el.nick.value = saved;
   } catch { /* storage unavailable */ }
 
+  loadLimits();
+  onSessionStart(restoreOutbox);
   el.joinForm.addEventListener('submit', onJoinSubmit);
   el.nick.addEventListener('input', () => {
     if (el.nick.getAttribute('aria-invalid')) showJoinError('');

@@ -157,6 +157,32 @@ export function renderPending(text, me) {
   return li;
 }
 
+/**
+ * Adds a note and buttons to a line of ours the server does not have:
+ * note is what to say (the server's reason, or a question), actions a list
+ * of {label, name, className, onClick}, where label is the button's text
+ * and name its accessible name (the label says what, the name says to
+ * what). Replaces any note and buttons it had.
+ */
+export function setLineActions(li, note, actions) {
+  for (const old of li.querySelectorAll(':scope > .note, :scope > .actions')) old.remove();
+  const noteEl = document.createElement('span');
+  noteEl.className = 'note';
+  noteEl.textContent = note;
+  const box = document.createElement('span');
+  box.className = 'actions';
+  for (const a of actions) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = `link-button ${a.className}`;
+    b.textContent = a.label;
+    if (a.name) b.setAttribute('aria-label', a.name);
+    b.addEventListener('click', a.onClick);
+    box.append(b);
+  }
+  li.append(noteEl, box);
+}
+
 /** The li.day that starts the messages of d's day. */
 export function dayDivider(d) {
   const li = document.createElement('li');

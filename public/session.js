@@ -73,6 +73,12 @@ export function rejoin({ soft = false } = {}) {
   return state.rejoinP;
 }
 
+/* Called at the start of every session, once the log is empty and before
+ * the newest page is read: the outbox shows and sends what an earlier
+ * page left (app.js registers it, so that this file needs no outbox). */
+const startHooks = [];
+export function onSessionStart(fn) { startHooks.push(fn); }
+
 /* What the session does with what the transport reads. */
 const readHooks = {
   up(data) {
@@ -164,6 +170,7 @@ function startSession(data, nick, room) {
   setStatus('connected');
   showBanner();
   el.input.focus();
+  for (const fn of startHooks) fn();
   const gen = state.gen;
   loadLatest(gen).then((loaded) => {
     if (gen !== state.gen) return;

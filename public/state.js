@@ -16,6 +16,14 @@ export const RECV_BATCH = 200;          // server sends at most this many per re
 export const HISTORY_PAGE = 50;         // messages per /history page
 export const SEARCH_LIMIT = 50;         // results per search (the server's maximum)
 export const SEARCH_MAX_CHARS = 200;
+export const MID_WINDOW_MS = 24 * 3600 * 1000; // the server's mid remembers a send this long
+
+/* The responder's limits, from GET /limits at load; these defaults until
+ * it answers (or where it does not). */
+export const limits = {
+  messageBytes: MAX_MESSAGE_BYTES,
+  recvTimeoutMs: 20000, // a parked /recv gets its ping, /events its ping event, this often
+};
 
 /*
  * One object, so that a loop started for one session can tell that it is
@@ -46,10 +54,14 @@ export const state = {
   stuck: true,          // the log was scrolled to the bottom
   more: false,          // older messages exist before the first line shown
   loadingOlder: false,
-  outbox: [],           // {mid, text, li}: sends not yet answered 200, in order
+  outbox: [],           // {mid, text, at, li, held}: sends not yet answered 200, in order
+  refused: [],          // {mid, text, at, li, reason}: refused sends, until edited or deleted
   pending: new Map(),   // mid -> li.pending, until its copy is delivered
   outboxGen: -1,        // the session whose outbox loop is running
   outboxWake: null,     // ends the outbox's back-off early
+  outboxState: '',      // '' | 'sending' | 'waiting' (a 429) | 'retrying' | 'held'
+  lastAckTs: 0,         // timestamp of our newest send the server acknowledged
+  deadStreams: 0,       // streams given up as dead (silent past two pings)
   searchSeq: 0,         // the newest search; older answers are dropped
   jumpSeq: 0,           // the newest jump to a result
 };
@@ -71,7 +83,10 @@ export function resetSession(nick, room, id) {
   state.newCount = 0;
   state.lastDay = null;
   state.outbox = [];
+  state.refused = [];
   state.pending.clear();
+  state.outboxState = '';
+  state.lastAckTs = 0;
   state.more = false;
   state.loadingOlder = false;
 }

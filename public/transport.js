@@ -15,17 +15,19 @@
  * Touches no DOM: what it reads goes to the caller's hooks.
  */
 
-import { state, RECV_BATCH } from './state.js';
+import { state, limits, RECV_BATCH } from './state.js';
 
-const RECV_TIMEOUT_MS = 45000;   // server holds a recv up to 20 s
+const RECV_MARGIN_MS = 10000;    // a /recv held this long past the server's ping is dead
+const STREAM_SILENCE = 2;        // a stream silent for this many ping intervals is dead
 const REQUEST_TIMEOUT_MS = 20000;
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const STREAM_SETTLED_MS = 5000;  // a stream open this long ended, not failed
 
 /**
- * fetch wrapper: never throws. Returns {ok, status, data}; status 0 means
- * network error / timeout / abort. `form` is sent as
+ * fetch wrapper: never throws. Returns {ok, status, data, retryAfter};
+ * status 0 means network error / timeout / abort; retryAfter is the
+ * reply's Retry-After in ms, or null. `form` is sent as
  * application/x-www-form-urlencoded.
  */
 export async function request(path, { form = null, headers = {}, timeout = REQUEST_TIMEOUT_MS, signal = null } = {}) {
@@ -52,13 +54,33 @@ export async function request(path, { form = null, headers = {}, timeout = REQUE
     let data = null;
     try { data = await res.json(); } catch { data = null; }
     if (!data || typeof data !== 'object') data = {};
-    return { ok: res.ok, status: res.status, data };
+    return { ok: res.ok, status: res.status, data, retryAfter: retryAfterMs(res.headers.get('Retry-After')) };
   } catch (err) {
     return { ok: false, status: 0, data: {}, aborted: ctl.signal.aborted, err };
   } finally {
     clearTimeout(timer);
     if (signal) signal.removeEventListener('abort', onAbort);
   }
+}
+
+/* Retry-After as ms from now: delay-seconds or an HTTP date; null when
+ * missing or unreadable. */
+function retryAfterMs(v) {
+  if (v === null || v === undefined || v === '') return null;
+  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : null;
+}
+
+/** Reads the responder's limits (GET /limits) into `limits`; where it does
+ *  not answer, the defaults stay. */
+export async function loadLimits() {
+  const r = await request('limits');
+  if (!r.ok) return;
+  const bytes = Number(r.data.message_bytes);
+  if (Number.isInteger(bytes) && bytes > 0) limits.messageBytes = bytes;
+  const recv = Number(r.data.recv_timeout);
+  if (Number.isFinite(recv) && recv > 0) limits.recvTimeoutMs = recv * 1000;
 }
 
 /** A fresh message id: 128 random bits as hex (the server takes 1-64 of
@@ -101,10 +123,11 @@ export function wake() {
   if (state.outboxWake) state.outboxWake();
 }
 
-/** Pauses the outbox for its `failures`-th failure in a row; wake() ends
- *  the pause early. */
-export function outboxPause(failures) {
-  return pauseIn('outboxWake', backoffDelay(failures));
+/** Pauses the outbox for ms; wake() ends the pause early (an outage's
+ *  back-off: the server may be back). A rate limit's wait is a plain
+ *  sleep(), which nothing shortens. */
+export function outboxPause(ms) {
+  return pauseIn('outboxWake', ms);
 }
 
 /* ------------------------------------------------------------------ */
@@ -134,7 +157,11 @@ async function pollOnce(gen, hooks) {
   const ctl = new AbortController();
   const me = { stopped: false, stop: () => { me.stopped = true; ctl.abort(); } };
   current = me;
-  const r = await request(`recv?${q}`, { headers, timeout: RECV_TIMEOUT_MS, signal: ctl.signal });
+  // The server answers a parked poll with a ping after recvTimeoutMs: one
+  // that outlives that by the margin is lost on the way (a dead NAT entry,
+  // a proxy that hangs) and is given up, then asked again.
+  const timeout = limits.recvTimeoutMs + RECV_MARGIN_MS;
+  const r = await request(`recv?${q}`, { headers, timeout, signal: ctl.signal });
   if (current === me) current = null;
   if (gen !== state.gen) return 'again';
 
@@ -157,6 +184,12 @@ async function pollOnce(gen, hooks) {
  * the log in one step. Resolves 'again' (stopped, or ended after it had
  * been open a while: reopen at once), 'fallback' (this page never had a
  * stream: read by long-poll from now on) or 'fail' (back off).
+ *
+ * The server sends a `ping` event every recvTimeoutMs; a stream that
+ * brings nothing, neither a message nor a ping, for STREAM_SILENCE of those
+ * is dead without a word (a NAT entry timed out, a laptop slept, a proxy
+ * hangs): EventSource itself would wait forever. It is closed and opened
+ * again from the cursor, at once ('again'), so nothing is missed.
  */
 function streamOnce(gen, hooks) {
   return new Promise((resolve) => {
@@ -168,7 +201,23 @@ function streamOnce(gen, hooks) {
     let flushTimer = 0;
     let ended = false;
     let openTimer = 0;
+    let heardAt = 0;
+    let silenceTimer = 0;
+    const silenceMs = STREAM_SILENCE * limits.recvTimeoutMs;
     const me = { stop: null };
+
+    // One timer for the silence, moved on only when it fires: resetting it
+    // on every event would cost a timer per message in a burst of 1000.
+    const watch = () => {
+      const quiet = Date.now() - heardAt;
+      if (quiet >= silenceMs) {
+        state.deadStreams++;
+        end('again');
+      } else {
+        silenceTimer = setTimeout(watch, silenceMs - quiet);
+      }
+    };
+    const heard = () => { heardAt = Date.now(); };
 
     const flush = () => {
       flushTimer = 0;
@@ -188,6 +237,7 @@ function streamOnce(gen, hooks) {
       es.close();
       clearTimeout(flushTimer);
       clearTimeout(openTimer);
+      clearTimeout(silenceTimer);
       if (current === me) current = null;
       resolve(how);
     };
@@ -205,16 +255,21 @@ function streamOnce(gen, hooks) {
       openedAt = Date.now();
       streamWorked = true;
       clearTimeout(openTimer);
+      heard();
+      silenceTimer = setTimeout(watch, silenceMs);
       hooks.up({});
       schedule(); // a quiet room: caught up already
     });
+    es.addEventListener('ping', heard);
     es.addEventListener('message', (ev) => {
+      heard();
       let m;
       try { m = JSON.parse(ev.data); } catch { return; }
       queue.push(m);
       schedule();
     });
     es.addEventListener('gap', () => {
+      heard();
       if (queue.length) flush(); // the messages before the gap, then the notice
       gap = true;
       schedule();

@@ -44,6 +44,7 @@ export const el = {
   input: $('input'),
   sendButton: $('send-button'),
   sendError: $('send-error'),
+  outboxStatus: $('outbox-status'),
   searchForm: $('search-form'),
   searchInput: $('search-input'),
   searchStatus: $('search-status'),
@@ -170,6 +171,33 @@ export function endCatchUp() {
   scrollToBottom();
 }
 
+/*
+ * Puts each message's rows in the log, in order: above our own messages
+ * still pending, and above a message of ours the server refused when it
+ * was stored before that refusal (li.refused's data-after): a refused
+ * line stays where it was typed, between what came before and after it.
+ */
+function insertRows(rows) {
+  const stops = [...el.log.querySelectorAll(':scope > li.pending, :scope > li.refused')];
+  let at = 0;
+  let frag = document.createDocumentFragment();
+  const stopFor = (ts) => {
+    while (at < stops.length && stops[at].classList.contains('refused') && Number(stops[at].dataset.after) < ts) at++;
+    return at < stops.length ? stops[at] : null;
+  };
+  let anchor = rows.length ? stopFor(rows[0][0]) : null;
+  for (const [ts, nodes] of rows) {
+    const here = stopFor(ts);
+    if (here !== anchor) {
+      el.log.insertBefore(frag, anchor);
+      frag = document.createDocumentFragment();
+      anchor = here;
+    }
+    frag.append(...nodes);
+  }
+  el.log.insertBefore(frag, anchor);
+}
+
 /**
  * Shows the messages after state.since (the rest are copies, dropped) and
  * moves the cursor on; a message of ours replaces its pending line. gap:
@@ -182,7 +210,7 @@ export function handleMessages(messages, gap) {
       : 'Older messages are not shown.');
   }
   const atBottom = isAtBottom();
-  const frag = document.createDocumentFragment();
+  const rows = []; // [ts, the rows of one message (a day divider, its line)]
   let added = 0;
   let forceScroll = false;
   for (const m of messages) {
@@ -195,13 +223,15 @@ export function handleMessages(messages, gap) {
       state.pending.delete(m.mid);
     }
 
+    const nodes = [];
     const day = new Date(ts).toDateString();
     if (day !== state.lastDay) {
       const first = state.lastDay === null;
       state.lastDay = day;
-      if (!first || day !== new Date().toDateString()) frag.append(dayDivider(new Date(ts)));
+      if (!first || day !== new Date().toDateString()) nodes.push(dayDivider(new Date(ts)));
     }
-    frag.append(renderLine(m, ts, state.nick));
+    nodes.push(renderLine(m, ts, state.nick));
+    rows.push([ts, nodes]);
     added++;
 
     const nick = String(m.nick ?? '');
@@ -214,8 +244,7 @@ export function handleMessages(messages, gap) {
     if (nick === state.nick && state.stickToBottom) forceScroll = true;
   }
   if (!added) return;
-  // Lines go above our own messages still pending.
-  el.log.insertBefore(frag, el.log.querySelector(':scope > li.pending'));
+  insertRows(rows);
   if (el.log.childElementCount > MAX_LOG_ROWS) {
     while (el.log.childElementCount > MAX_LOG_ROWS) el.log.firstElementChild.remove();
     setMore(true); // what was dropped can be scrolled back to again

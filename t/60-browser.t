@@ -15,7 +15,10 @@ use Stack;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep);
 
-my $s = Stack->new(workers => 2, env => {PGCHAT_RECV_TIMEOUT => 5, RATE_LIMIT => 1});
+# A low send rate, so that 40 messages typed at once meet the per-session
+# limit's 429 many times over (t/browser/chat.mjs: the outbox waits them out).
+my $s = Stack->new(workers => 2, env => {PGCHAT_RECV_TIMEOUT => 5, RATE_LIMIT => 1,
+                                         PGCHAT_SEND_RATE => 2, PGCHAT_SEND_BURST => 5});
 my $dir = $s->dir;
 my $ctl = "$dir/ctl";
 open(my $fh, '>', $ctl) or die;
