@@ -5,7 +5,7 @@
 -- message of today (what retention does to rooms it empties is 0008's to
 -- test).
 BEGIN;
-SELECT plan(19);
+SELECT plan(20);
 
 SELECT has_function('chat_expire', ARRAY['integer'], 'chat_expire(days) exists');
 SELECT has_function('chat_expire_once', ARRAY['integer', 'text'],
@@ -68,6 +68,12 @@ SELECT is(chat_expire_once(30, 'pgtap-exp'), 2000::bigint, 'the next pass delete
 INSERT INTO messages (room, seq, ts, nick, type, text)
 SELECT 'pgtap-exp', 100 + i, cutoff - 10 + i, 'n', 'msg', 'again' FROM c, generate_series(1, 3) i;
 SELECT is(chat_expire(30), 3::bigint, 'chat_expire deletes what is older, too');
+-- chat_expire predates "expired" (0004) and was never brought up to it;
+-- the responder calls chat_expire_once only.
+SELECT todo('0003''s chat_expire does not record its cut in "expired"; nothing calls it: drop it', 1);
+SELECT results_eq($$
+    SELECT ts FROM expired WHERE room = 'pgtap-exp'
+$$, $$SELECT cutoff - 7 FROM c$$, 'and records how far it cut, so readers behind are told');
 
 SELECT * FROM finish();
 ROLLBACK;
