@@ -15,7 +15,7 @@ use Stack qw(wait_until);
 use IO::Select;
 use IO::Socket::INET;
 use Test::More;
-use Time::HiRes qw(sleep time);
+use Time::HiRes qw(time);
 
 # A raw HTTP/1.1 request from $from (an address of 127/8); returns the
 # socket, the request written (and the connection left open).
@@ -47,6 +47,25 @@ sub arrived {
     return $buf;
 }
 
+# Waits until each of @socks is answered or parked in $s's responder
+# (pgchat_parked_requests, plus $others parked before); returns the
+# status lines and bodies that came, by socket.
+sub settle {
+    my ($s, $others, @socks) = @_;
+    my %got;
+    Stack::wait_for(60, sub { scalar(keys %got) . ' answered and '
+                              . ($s->metric('pgchat_parked_requests') - $others)
+                              . ' parked of ' . scalar(@socks) }, sub {
+        for my $sock (@socks) {
+            next if defined $got{$sock};
+            my $buf = arrived($sock);
+            $got{$sock} = $buf if $buf ne '';
+        }
+        keys(%got) + $s->metric('pgchat_parked_requests') - $others == @socks;
+    });
+    return \%got;
+}
+
 # A whole answer to one request, read until the server closes or $timeout.
 sub get_from {
     my ($s, $from, $path) = @_;
@@ -68,9 +87,9 @@ sub get_from {
     my $s = Stack->new(workers => 2, env => {RATE_LIMIT => 1, PGCHAT_RECV_TIMEOUT => 20});
     my @socks = map { open_request($s, '127.0.0.1', recv_request('park')) } 1 .. 400;
     my (%status, $body429, @parked);
-    my $t0 = time;
+    my $answers = settle($s, 0, @socks);
     for my $sock (@socks) {
-        my $got = arrived($sock, time - $t0 < 3 ? 3 - (time - $t0) : 0.01);
+        my $got = $answers->{$sock} // '';
         if ($got =~ m{^HTTP/1\.1 (\d+)}) {
             $status{$1}++;
             ($body429) = $got =~ /\r\n\r\n(.*)\z/s if $1 == 429;
@@ -88,10 +107,11 @@ sub get_from {
     my ($st, $body) = get_from($s, '127.0.0.2', '/who');
     is($st, 200, 'meanwhile a second address (127.0.0.2) is served') or diag($body);
     my @other = map { open_request($s, '127.0.0.2', recv_request('park')) } 1 .. 20;
-    sleep 1;
-    my @answered = grep { arrived($_, 0.01) ne '' } @other;
+    my @answered = values %{settle($s, $parked, @other)};
     is(scalar @answered, 0, 'and may park 20 requests of its own');
-    my $id = $s->join_nick('waker', 'park');
+    # From a third address: 127.0.0.1 holds its 100 and may not join.
+    my (undef, $joined) = get_from($s, '127.0.0.3', '/join?nick=waker&room=park');
+    my ($id) = $joined =~ /"id":"([^"]+)"/ or die "cannot join: $joined";
     my @woken = grep { arrived($_, 10) =~ m{^HTTP/1\.1 200} } @other[0 .. 4];
     is(scalar @woken, 5, 'which the next message in the room answers');
     close $_ for @socks, @other;
@@ -125,8 +145,7 @@ sub get_from {
 {
     my $s = Stack->new(workers => 1, env => {RATE_LIMIT => 0, PGCHAT_RECV_TIMEOUT => 20});
     my @socks = map { open_request($s, '127.0.0.1', recv_request('free')) } 1 .. 150;
-    sleep 2;
-    my @answered = grep { arrived($_, 0.01) ne '' } @socks;
+    my @answered = values %{settle($s, 0, @socks)};
     is(scalar @answered, 0, 'RATE_LIMIT=0: 150 waiting requests from one address all wait');
     close $_ for @socks;
     $s->finish;
