@@ -43,6 +43,7 @@ sub reader {
             push @got, $m->{text} if $m->{type} eq 'msg';
             $since = $m->{timestamp};
         }
+        # Not a wait: lagging behind the room is what this reader is for.
         sleep(rand(0.3)) if $style eq 'lagging';
     }
     open(my $fh, '>', $file) or die;
@@ -66,7 +67,10 @@ sub run_scenario {
         }
         push @readers, $pid;
     }
-    sleep 0.5;
+    # The readers have read the joins and wait for the sends: the two
+    # parked ones at least (the others come and go).
+    Stack::wait_for(30, 'the parked readers to wait', sub {
+        ($stack->metric('pgchat_parked_requests') // 0) >= 2 });
     my $t0 = time;
     my @pids;
     for my $k (0 .. $senders - 1) {
