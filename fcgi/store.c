@@ -35,11 +35,11 @@ exec1(struct pg *p, const char *what, const char *sql, int n,
 }
 
 enum store_join
-store_join(struct pg *p, const struct store_join_args *a)
+store_join(struct pg *p, struct store_join_args *a)
 {
-    char idle[16], cap[16], addr_cap[16];
-    const char *params[] = {a->token, a->room, a->nick, idle,
-                            cap,      a->addr, addr_cap};
+    char idle[16], cap[16], addr_cap[16], rooms[16];
+    const char *params[] = {a->token, a->room, a->nick,  idle,
+                            cap,      a->addr, addr_cap, rooms};
     struct pg_res *res;
     enum store_join rc;
     const char *v;
@@ -47,10 +47,11 @@ store_join(struct pg *p, const struct store_join_args *a)
     snprintf(idle, sizeof(idle), "%d", a->idle_seconds);
     snprintf(cap, sizeof(cap), "%d", a->room_cap);
     snprintf(addr_cap, sizeof(addr_cap), "%d", a->addr_cap);
+    snprintf(rooms, sizeof(rooms), "%d", a->rooms_per_minute);
     res = exec1(p, "join",
                 "SELECT chat_join($1, $2, $3, make_interval(secs => $4), "
-                "$5, $6, $7)",
-                7, params);
+                "$5, $6, $7, $8)",
+                8, params);
     if (!res)
         return STORE_ERROR;
     v = pg_value(res, 0, 0);
@@ -60,7 +61,12 @@ store_join(struct pg *p, const struct store_join_args *a)
         rc = STORE_FULL;
     else if (strcmp(v, "addr_full") == 0)
         rc = STORE_ADDR_FULL;
-    else
+    else if (strncmp(v, "wait:", 5) == 0) {
+        rc = STORE_WAIT;
+        a->wait_seconds = atoi(v + 5);
+        if (a->wait_seconds < 1)
+            a->wait_seconds = 1;
+    } else
         rc = STORE_TAKEN;
     pg_res_free(res);
     return rc;

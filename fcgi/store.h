@@ -21,18 +21,21 @@ enum store_join {
     STORE_TAKEN,     /* the nick (in any case) has a session in that room */
     STORE_FULL,      /* the room has room_cap sessions */
     STORE_ADDR_FULL, /* the address has addr_cap sessions in that room */
+    STORE_WAIT,      /* the address made rooms_per_minute rooms a minute */
     STORE_ERROR,
 };
 
 struct store_join_args {
     const char *token, *room, *nick;
-    const char *addr; /* the client's address; NULL: unknown */
-    int idle_seconds; /* a stale session holding the nick is ended first */
-    int room_cap;     /* 0: no cap */
-    int addr_cap;     /* sessions per address and room; 0: no cap */
+    const char *addr;     /* the client's address; NULL: unknown */
+    int idle_seconds;     /* a stale session holding the nick is ended first */
+    int room_cap;         /* 0: no cap */
+    int addr_cap;         /* sessions per address and room; 0: no cap */
+    int rooms_per_minute; /* rooms the address may make exist; 0: no cap */
+    int wait_seconds;     /* out: with STORE_WAIT, until it may make one */
 };
 
-enum store_join store_join(struct pg *p, const struct store_join_args *a);
+enum store_join store_join(struct pg *p, struct store_join_args *a);
 
 /* Ends the session, if there is one. Returns 0, or -1 on a database error. */
 int store_part(struct pg *p, const char *token, const char *room);

@@ -61,6 +61,7 @@ do_join(struct job *j)
         .idle_seconds = config.session_timeout_s,
         .room_cap = config.room_sessions,
         .addr_cap = config.addr_sessions,
+        .rooms_per_minute = config.addr_rooms,
     };
     size_t len;
     char *body;
@@ -80,6 +81,10 @@ do_join(struct job *j)
         break;
     case STORE_ADDR_FULL:
         job_error(j, 403, "Too many sessions from your address");
+        break;
+    case STORE_WAIT:
+        job_error_retry(j, 429, "Too many new rooms, slow down",
+                        a.wait_seconds);
         break;
     case STORE_ERROR:
         job_error(j, 503, REQ_DB_DOWN);

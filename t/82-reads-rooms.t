@@ -93,6 +93,29 @@ sub get_from_async {
     is($st, 200, 'another address makes its own rooms');
     is($s->sql(q{SELECT count(*) FROM rooms WHERE room LIKE 'made%'}) + 0, 0,
        'a reader makes no room in the database');
+
+    # Joins that make rooms exist in the database: the same cap, kept by
+    # chat_join across every worker and responder.
+    my $join = sub {
+        my ($addr, $room, $nick) = @_;
+        my $res = HTTP::Tiny->new(local_address => $addr)->post_form(
+            $s->url('/join'), {nick => $nick, room => $room});
+        return ($res->{status}, $res->{content}, $res->{headers}{'retry-after'});
+    };
+    for my $n (1 .. 3) {
+        my ($st, $raw) = $join->('127.0.0.4', "joined$n", "maker$n");
+        is($st, 200, "a join that makes room $n of 3 is served") or diag($raw);
+    }
+    ($st, $raw, $retry) = $join->('127.0.0.4', 'joined4', 'maker4');
+    is("$st $raw", '429 {"error":"Too many new rooms, slow down"}',
+       'the 4th room made by joins in a minute: 429 JSON');
+    ok($retry && $retry >= 1 && $retry <= 60, "with Retry-After ($retry s)");
+    ($st) = $join->('127.0.0.4', 'joined1', 'maker5');
+    is($st, 200, 'a join of a room that exists is not counted');
+    ($st) = $join->('127.0.0.5', 'joined5', 'maker6');
+    is($st, 200, 'another address makes its own');
+    is($s->sql(q{SELECT count(*) FROM rooms WHERE room LIKE 'joined%'}), 4,
+       'no room was made for the refused join');
     $s->finish;
 }
 
