@@ -153,7 +153,9 @@ my $next = int(rand(1e9));
 while (@seeds || ($soak && time < $end)) {
     my $seed = @seeds ? shift @seeds : $next++;
     note("history run, seed $seed");
-    my $r = History::Run::run(seed => $seed, seconds => $seconds);
+    my $r = History::Run::run(seed => $seed, seconds => $seconds,
+                              $ENV{PGCHAT_HISTORY_KINDS}
+                                  ? (kinds => [split /,/, $ENV{PGCHAT_HISTORY_KINDS}]) : ());
     note($r->{summary});
     push @summaries, $r->{summary};
     $total{runs}++;
@@ -161,16 +163,18 @@ while (@seeds || ($soak && time < $end)) {
     $total{faults} += $_ for values %{$r->{faults}};
     $kinds{$_} += $r->{faults}{$_} for keys %{$r->{faults}};
     $total{violations} += @{$r->{violations}};
-    $total{$_} += $r->{stats}{$_} // 0 for qw(acked delivered reads ryw_misses ryw_reads within_bound);
+    $total{$_} += $r->{stats}{$_} // 0 for qw(acked retried unacked unacked_stored delivered reads ryw_misses ryw_reads within_bound);
     ok(!@{$r->{violations}}, "seed $seed: no violation in "
        . scalar(@{$r->{history}{ops}}) . ' operations under ' . scalar(@{$r->{history}{faults}}) . ' faults')
-        or diag("seed $seed\n" . History::Run::report($r));
+        or diag("seed $seed\n" . History::Run::report($r)
+                . 'the whole history: ' . History::Run::dump($r, "$FindBin::Bin/out"));
     ok(!@{$r->{sanitizer}}, "seed $seed: the responders ran without sanitizer reports")
         or diag(join "\n", @{$r->{sanitizer}});
 }
-diag(sprintf('soak: %d runs, %d ops, %d acknowledged sends, %d deliveries, %d reads, %d faults (%s), '
+diag(sprintf('soak: %d runs, %d ops, %d acknowledged sends (%d after a retry), %d unacknowledged '
+             . '(%d of them stored), %d deliveries, %d reads, %d faults (%s), '
              . '%d violations; misses within the bound %d, read-your-writes misses %d of %d',
-             map({ $total{$_} // 0 } qw(runs ops acked delivered reads faults)),
+             map({ $total{$_} // 0 } qw(runs ops acked retried unacked unacked_stored delivered reads faults)),
              join(', ', map { "$_ $kinds{$_}" } sort keys %kinds),
              map({ $total{$_} // 0 } qw(violations within_bound ryw_misses ryw_reads))))
     if $soak;

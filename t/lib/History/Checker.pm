@@ -142,6 +142,7 @@ sub check_sends {
         $self->{stats}{sends}++;
         if (($op->{status} // 0) == 200) {
             $self->{stats}{acked}++;
+            $self->{stats}{retried}++ if @{$op->{attempts} // []} > 1;
             my @ts = map { $_->{ts} } grep { ($_->{status} // 0) == 200 } @{$op->{attempts} // []};
             if (@stored != 1) {
                 $self->violation(1, 'an acknowledged send is stored ' . scalar(@stored) . ' times',

@@ -14,6 +14,7 @@ use History::Checker;
 use History::Driver;
 use History::Http;
 use History::Nemesis;
+use JSON::PP;
 use Stack;
 use Time::HiRes qw(time);
 
@@ -84,15 +85,27 @@ sub run {
                               t_start => $t_start}};
     my $checker = History::Checker->new(history => $history);
     my @violations = $checker->check;
+    # What a violation's reader needs besides the history: the servers'
+    # logs and the database's sessions as they were at the end.
+    my %logs;
+    if (@violations) {
+        %logs = map { $_ => $s->log($_) } qw(responder nginx);
+        $logs{activity} = eval { $s->sql(q{SELECT pid, application_name, state,
+            backend_start, state_change, wait_event, left(query, 60) FROM pg_stat_activity
+            WHERE datname = current_database() ORDER BY application_name, pid}) } // $@;
+        $logs{pids} = join "\n", map { "responder $_: " . ($s->responder_pid($_) // 'none')
+                                        . ' workers ' . join(' ', $s->worker_pids($_)) }
+            0 .. $#{$s->{sockets}};
+    }
     my @reports = $s->finish(no_test => 1);
     my %kinds = %{$nemesis->counts};
     my $stats = $checker->stats;
-    my $summary = sprintf('seed %s: %d ops (%d sends, %d acknowledged, %d unacknowledged of which %d stored), '
+    my $summary = sprintf('seed %s: %d ops (%d sends, %d acknowledged (%d after a retry), %d unacknowledged of which %d stored), '
                           . '%d deliveries to %d followers, %d reads, %d history pages, %d faults (%s), '
                           . '%d violations; reads that missed a send within its bound: %d, '
                           . 'of them right after the reader\'s own send: %d of %d such reads; '
                           . 'drain %.1f s%s',
-                          $seed, scalar @{$driver->ops}, $stats->{sends} // 0, $stats->{acked} // 0,
+                          $seed, scalar @{$driver->ops}, $stats->{sends} // 0, $stats->{acked} // 0, $stats->{retried} // 0,
                           $stats->{unacked} // 0, $stats->{unacked_stored} // 0,
                           $stats->{delivered} // 0, scalar @{$driver->followers},
                           $stats->{reads} // 0, $stats->{history} // 0,
@@ -102,7 +115,26 @@ sub run {
                           $stats->{ryw_reads} // 0, time - $t_faults,
                           $caught ? '' : ' (the followers did not catch up)');
     return {seed => $seed, violations => \@violations, stats => $stats, summary => $summary,
-            history => $history, sanitizer => \@reports, faults => \%kinds};
+            history => $history, sanitizer => \@reports, faults => \%kinds, logs => \%logs};
+}
+
+# Writes the run's history as JSON into $dir; returns the file's name.
+sub dump {
+    my ($r, $dir) = @_;
+    mkdir $dir;
+    my $file = "$dir/history-$r->{seed}.json";
+    my %h = %{$r->{history}};
+    $h{followers} = [map { my %f = %$_; delete @f{qw(rng conn)}; \%f } @{$h{followers}}];
+    $h{violations} = $r->{violations};
+    for my $name (sort keys %{$r->{logs} // {}}) {
+        open(my $fh, '>', "$dir/history-$r->{seed}.$name.log") or next;
+        print $fh $r->{logs}{$name};
+        close $fh;
+    }
+    open(my $fh, '>', $file) or return "(cannot write $file: $!)";
+    print $fh JSON::PP->new->utf8->canonical->pretty->encode(\%h);
+    close $fh;
+    return $file;
 }
 
 # The violations as text: each with its excerpt, at most $max of them.
