@@ -1,7 +1,5 @@
 #!/usr/bin/perl
-# 78-responder.t -- issue 11's checks of the responder itself. Each part
-# WAITS FOR THE RESPONDER REWRITE (the lead's branch) and fails until it is
-# merged:
+# 78-responder.t -- the responder's own guards:
 #   1. the session id from the X-Pgchat-Id header (and the form body) for
 #      /recv, /send and /part, so that our client puts no id in a URL;
 #   2. /join, /part and /send refuse cross-site requests (Sec-Fetch-Site
@@ -171,7 +169,7 @@ subtest 'a TCP socket others can reach needs FCGI_WEB_SERVER_ADDRS' => sub {
         my $log = "$dir/public-$port.log";
         my $pid = start_group($log, $log, {%env, PGCHAT_SOCKET => "$addr:$port",
                                            FCGI_WEB_SERVER_ADDRS => undef},
-                              Stack::as_user("$Stack::TOP/fcgi/pgchat-asan"));
+                              Stack::as_user(Stack::binary()));
         my $status = reap($pid, 20);
         ok(defined $status && $status >> 8 != 0, "PGCHAT_SOCKET=$addr:$port without FCGI_WEB_SERVER_ADDRS: "
            . 'the responder refuses to start');
@@ -184,7 +182,7 @@ subtest 'a TCP socket others can reach needs FCGI_WEB_SERVER_ADDRS' => sub {
     my $log = "$dir/allowed.log";
     my $pid = start_group($log, $log, {%env, PGCHAT_SOCKET => "0.0.0.0:$port",
                                        FCGI_WEB_SERVER_ADDRS => '127.0.0.1'},
-                          Stack::as_user("$Stack::TOP/fcgi/pgchat-asan"));
+                          Stack::as_user(Stack::binary()));
     ok(wait_until(30, sub { port_open($port) }), 'with FCGI_WEB_SERVER_ADDRS it starts')
         or diag(slurp($log));
     stop_group($pid);
@@ -209,7 +207,7 @@ subtest 'a TCP socket others can reach needs FCGI_WEB_SERVER_ADDRS' => sub {
         $log = "$dir/mapped-$allowed.log";
         $pid = start_group($log, $log, {%env, PGCHAT_SOCKET => "[::]:$port",
                                         FCGI_WEB_SERVER_ADDRS => $allowed},
-                           Stack::as_user("$Stack::TOP/fcgi/pgchat-asan"));
+                           Stack::as_user(Stack::binary()));
         ok(wait_until(30, sub { port_open($port) && slurp($log) =~ /worker started/ }),
            "PGCHAT_SOCKET=[::]:port with FCGI_WEB_SERVER_ADDRS=$allowed starts")
             or diag(slurp($log));
@@ -222,7 +220,7 @@ subtest 'a TCP socket others can reach needs FCGI_WEB_SERVER_ADDRS' => sub {
     $log = "$dir/loopback.log";
     $pid = start_group($log, $log, {%env, PGCHAT_SOCKET => "127.0.0.1:$port",
                                     FCGI_WEB_SERVER_ADDRS => undef},
-                       Stack::as_user("$Stack::TOP/fcgi/pgchat-asan"));
+                       Stack::as_user(Stack::binary()));
     ok(wait_until(30, sub { port_open($port) }), 'a loopback TCP socket needs no FCGI_WEB_SERVER_ADDRS')
         or diag(slurp($log));
     stop_group($pid);

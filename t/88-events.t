@@ -117,9 +117,13 @@ close $st->{sock};
 (undef, $jjson, undef, $jres) = $s->post('/join', {nick => 'carol'});
 ($cookie) = ($jres->{headers}{'set-cookie'} // '') =~ /^([^;]+)/;
 $st = open_stream("/events?since=$since", "Cookie: other=1; $cookie");
-sleep 5;
+# dave joins after carol and has no stream: once the sweep has ended him,
+# it has seen carol idle for longer still, but for her stream.
+$s->join_nick('dave');
+ok(Stack::wait_until(20, sub { $s->sql(q{SELECT count(*) FROM sessions WHERE nick = 'dave'}) == 0 }),
+   'a session joined after it, without a stream, is swept');
 is($s->sql(q{SELECT count(*) FROM sessions WHERE nick = 'carol'}), 1,
-   'a session whose only sign of life is its open stream stays (5 s, timeout 2 s)');
+   'a session whose only sign of life is its open stream stays');
 close $st->{sock};
 ok(Stack::wait_until(10, sub { $s->sql(q{SELECT count(*) FROM sessions WHERE nick = 'carol'}) == 0 }),
    'and ends once the stream is closed');

@@ -25,7 +25,7 @@ use Socket qw(SOCK_STREAM);
 use Time::HiRes qw(sleep time);
 
 my $TOP = $Stack::TOP;
-my $BIN = "$TOP/fcgi/pgchat-asan";
+my $BIN = Stack::binary();
 # The responders run as bin/web runs them: never as root.
 my @BIN = Stack::as_user($BIN);
 my $JSON = JSON::PP->new->utf8->canonical;
