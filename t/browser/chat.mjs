@@ -69,7 +69,9 @@ const sessionIds = new Set();
 
 function record(page, who) {
   page.on('request', (r) => {
-    requests.push({ who, method: r.method(), url: r.url(), idHeader: r.headers()['x-pgchat-id'] || null });
+    requests.push({
+      who, method: r.method(), url: r.url(), idHeader: r.headers()['x-pgchat-id'] || null, at: Date.now(),
+    });
   });
   page.on('response', async (res) => {
     if (!new URL(res.url()).pathname.endsWith('/join') || res.status() !== 200) return;
@@ -1045,10 +1047,21 @@ test('search: finds a message, marks the match in a <mark> text node, and a clic
 
 test('where /events fails, the client falls back to long-poll (/recv, the id in X-Pgchat-Id) and chats as before', async () => {
   let refused = 0;
-  // A proxy that refuses streams: every /events request fails on the wire.
-  const f = await openUser('fran', ROOM, (page) => page.route(
-    (url) => url.pathname.endsWith('/events'), (route) => { refused++; route.abort(); },
-  ));
+  let holdRecv = false;
+  const held = [];
+  // A proxy that refuses streams: every /events request fails on the wire;
+  // and, when asked, one that swallows a /recv and never answers it.
+  const f = await openUser('fran', ROOM, (page) => Promise.all([
+    page.route((url) => url.pathname.endsWith('/events'), (route) => { refused++; route.abort(); }),
+    page.route((url) => url.pathname.endsWith('/recv'), (route) => {
+      if (holdRecv) {
+        holdRecv = false;
+        held.push(Date.now());
+        return; // never answered: the page must give up on it
+      }
+      route.continue().catch(() => {});
+    }),
+  ]));
   const { page, context } = f;
   await joinAs(f);
   await waitJoined(f);
@@ -1069,6 +1082,26 @@ test('where /events fails, the client falls back to long-poll (/recv, the id in 
   eq(refused, 1, '/events attempts: one, then long-poll for good');
   assert(polls.length >= 2, `only ${polls.length} /recv requests`);
   assert(polls.every((r) => r.idHeader && sessionIds.has(r.idHeader)), 'a /recv without the id in X-Pgchat-Id');
+
+  // A /recv that hangs is given up after recv_timeout and a margin, and
+  // asked again; what was said meanwhile arrives.
+  const { recv_timeout: rt } = await limitsOf();
+  const recvs = () => requests.filter((r) => r.who === 'fran' && new URL(r.url).pathname.endsWith('/recv')).length;
+  holdRecv = true;
+  await page.waitForFunction(() => true);
+  const deadline = Date.now() + T;
+  while (!held.length && Date.now() < deadline) await page.waitForTimeout(50);
+  assert(held.length === 1, 'no /recv was held');
+  const n = recvs();
+  const during = `said while a poll hung ${Math.random().toString(36).slice(2, 8)}`;
+  await say(users.alice, during);
+  await waitMsg(page, during, (rt + 10) * 1000 + T);
+  const next = requests.filter((r) => r.who === 'fran' && new URL(r.url).pathname.endsWith('/recv'))[n];
+  assert(next, 'no /recv after the one that hung');
+  const after = next.at - held[0];
+  diag(`recv_timeout ${rt} s: a hung /recv was given up and asked again after ${after} ms`);
+  assert(after >= rt * 1000, `given up after ${after} ms, before the server's ping was due`);
+  eq(await countMsg(page, during), 1, 'copies of what was said while the poll hung');
   eq(f.errors.length, 0, `page errors: ${f.errors.join('; ')}`);
   await page.goto('about:blank'); // parts (pagehide)
   await waitWho(users.alice.page, ['alice', 'bob']);
