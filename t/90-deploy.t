@@ -14,7 +14,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Stack qw(wait_until slurp spew port_open new_db start_group stop_group
+use Stack qw(wait_until wait_for slurp spew port_open new_db start_group stop_group
              forget_group reap);
 use Test::More;
 use File::Copy qw(copy);
@@ -26,7 +26,7 @@ use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
 
 my $TOP = $Stack::TOP;
-my $BIN = "$TOP/fcgi/pgchat-asan";
+my $BIN = Stack::binary();
 my $JSON = JSON::PP->new->utf8->canonical;
 my $HTTP = HTTP::Tiny->new(timeout => 60);
 my $ROOT = $> == 0;
@@ -121,6 +121,14 @@ sub clean_log_ok {
     ok(!@r, "$what: no sanitizer reports or crashes") or diag(join "\n", @r);
 }
 
+# Requests parked in the responder behind $base, by its /metrics.
+sub parked_at {
+    my ($base) = @_;
+    my $res = $HTTP->get("$base/metrics");
+    die "$base/metrics: $res->{status}\n" unless $res->{status} == 200;
+    return $res->{content} =~ /^pgchat_parked_requests (\d+)$/m ? $1 : die "no gauge\n";
+}
+
 # Joins as $nick at $base (http://host:port[/prefix]), parks a /recv, sends
 # and checks the /recv gets the message: the whole chat, through $base.
 sub chat_ok {
@@ -130,8 +138,9 @@ sub chat_ok {
     my $id = $json->{id};
     ($st, $json) = GET("$base/recv?since=0");
     my $head = $json->{messages}[-1]{timestamp} // 0;
+    my $before = parked_at($base);
     my $w = Stack::Pending->new("$base/recv?since=$head&id=$id");
-    sleep 0.2;    # usually parked by now; if not, it reads the message
+    wait_for(30, "the /recv at $base to park", sub { parked_at($base) > $before });
     ($st, undef, $raw) = POST("$base/send", {id => $id, text => "hello from $nick"});
     is($st, 200, "$what: send") or diag($raw);
     my ($wst, $wjson, $wraw) = $w->wait;
@@ -249,7 +258,7 @@ my $user = $ROOT ? "user $RUN_AS;" : '';    # as bin/nginx-conf does
 
     # A responder that dies takes bin/web down, nginx with it.
     my ($web1) = children_named($web[0]{sh}, 'web');
-    my ($resp1) = $web1 ? children_named($web1, 'pgchat-asan') : ();
+    my ($resp1) = $web1 ? children_named($web1, substr((split m{/}, $BIN)[-1], 0, 15)) : ();
     ok($web1 && $resp1, "bin/web ($web1) and its responder (" . ($resp1 // '?') . ') found');
     my @tree = descendants($web[0]{sh});
     kill 'KILL', $resp1 if $resp1;
