@@ -1,5 +1,5 @@
 # pgchat -- make · make run · make test · make soak · make fuzz · make bench
-#           make bench-history · make migrate · make fmt
+#           make bench-history · make migrate · make fmt · make docs
 #
 # `make run` and `make test` install the Debian packages they need when run
 # as root (otherwise they print the apt-get line and stop), so both work on
@@ -62,7 +62,7 @@ BENCH_DEB_CHECK = /usr/lib/nginx/modules/ngx_nchan_module.so /usr/bin/node \
            /usr/bin/gnuplot
 
 .PHONY: all deps test-deps run test unit migrate fmt fmt-check clean soak \
-        fuzz bench bench-deps bench-history
+        fuzz bench bench-deps bench-history docs
 
 all: fcgi/pgchat
 
@@ -123,6 +123,10 @@ bench: fcgi/pgchat bench-deps
 # Scrollback at any depth of a room of 1M messages (part of make bench).
 bench-history: fcgi/pgchat | deps
 	@sh bench/history
+
+# The README's screenshots, from a run of the browser test.
+docs: test-deps fcgi/pgchat-asan t/browser/node_modules
+	@PGCHAT_DOCS=$(CURDIR)/docs/screenshot.png sh t/lib/run-tests t/60-browser.t
 
 fmt:
 	clang-format -i $(SRC) $(HDR) $(UNIT_SRC) t/unit/tap.h t/unit/testlib.h
