@@ -81,7 +81,7 @@ sub start {
     $self->follow($_->[0], $_->[1], 1) for @{$self->{followers_at_start} // []};
     for my $k (1 .. ($self->{late} // 0)) {
         my $at = $self->{rng}->between(0.2, 0.8) * $self->{duration};
-        my $room = $self->{rng}->pick(sort keys %{$self->{rooms}});
+        my $room = $self->{rng}->pick(grep { $_ ne 'quiet' } sort keys %{$self->{rooms}});
         my $transport = $self->{rng}->pick(qw(recv events));
         $self->{loop}->after($at, sub {
             return if $self->{stopping};
@@ -130,6 +130,14 @@ sub step {
     $w->{busy} = 1;
     return $self->join_room($w) unless $w->{id};
     my $r = $w->{rng}->rand;
+    # A quiet room: few sends, no follower, mostly fresh readers, so that
+    # its windows are kept by notifications alone (issue 18's stale window).
+    if ($w->{room} eq 'quiet') {
+        if ($r < 0.2) { $self->send_text($w) }
+        elsif ($r < 0.9) { $self->read_fresh($w) }
+        else { $self->next_step($w, $w->{rng}->between(0.3, 1.2)) }
+        return;
+    }
     if ($r < 0.60) { $self->send_text($w) }
     elsif ($r < 0.74) { $self->read_fresh($w) }
     elsif ($r < 0.84) { $self->history_page($w) }
@@ -255,7 +263,9 @@ sub part_room {
 sub fresh_since {
     my ($self, $w) = @_;
     my $acked = $self->{acked}{$w->{room}} // [];
-    return 0 if !@$acked || $w->{rng}->rand < 0.15;
+    # The quiet room is read as a page load reads it: from the start.
+    my $from_zero = $w->{room} eq 'quiet' ? 1 : 0.15;
+    return 0 if !@$acked || $w->{rng}->rand < $from_zero;
     my $back = $w->{rng}->int(30);
     return $acked->[$#$acked - $back < 0 ? 0 : $#$acked - $back];
 }

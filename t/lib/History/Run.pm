@@ -60,7 +60,7 @@ sub run {
     my $t_start = time;
     my $driver = History::Driver->new(
         loop => $loop, seed => $seed, duration => $opt{seconds},
-        rooms => {lobby => 3, side => 2},
+        rooms => {lobby => 3, side => 2, quiet => 1},
         followers_at_start => [[lobby => 'recv'], [lobby => 'events'],
                                [side => 'recv'], [side => 'events']],
         late => 3, recv_timeout => $RECV_TIMEOUT, db_timeout => $DB_TIMEOUT);
