@@ -1,13 +1,19 @@
 #!/usr/bin/perl
 # 93-failover.t -- the database primary is lost, and Patroni fails over by
-# itself: an etcd and two Patroni-managed PostgreSQL 15 nodes in
+# itself: an etcd and Patroni-managed PostgreSQL 15 nodes in
 # synchronous_mode (t/lib/HaCluster.pm), the responder on a multi-host URL
-# with target_session_attrs=read-write. A sender stores messages with mids,
+# with target_session_attrs=read-write. Three nodes by default, so that
+# while a killed node recovers and rejoins (about 10 s here) the third is
+# already the new primary's synchronous standby and the next kill need not
+# wait; PGCHAT_HA_NODES=2 runs the same with two. A sender stores messages with mids,
 # retrying each until 200 as the client does; readers follow their cursors
 # on /recv and on /events. The primary's postmaster is killed with kill -9
 # again and again, then a planned switchover: every acknowledged message is
 # stored exactly once, in order, and every reader sees each once, in order.
 # Also: bin/migrate on a standby says which setting is missing.
+#
+# Then the primary's whole node is lost (Patroni with it: the leader key
+# lives until ttl runs out) and comes back.
 #
 # PGCHAT_FAILOVERS (default 5) is the number of kills.
 use strict;
@@ -30,7 +36,7 @@ my $RECV_TIMEOUT = 1.5;    # the pings' period
 my $JSON = JSON::PP->new->utf8;
 my $t_start = time;
 
-my $ha = HaCluster->new;
+my $ha = HaCluster->new(nodes => $ENV{PGCHAT_HA_NODES} // 3);
 note(sprintf 'cluster up in %.1f s: primary %s', time - $t_start, $ha->primary);
 $ha->create_db('chat');
 
@@ -209,10 +215,12 @@ sub listeners {
         WHERE application_name = 'pgchat-listen' AND datname = 'chat'}) } // 0;
 }
 
-# Everything about one failover or switchover, from its start $t0 on the
-# old primary $old: the new primary, when it answered /primary, when the
-# first send that started after $t0 was stored, and what /healthz and the
-# event stream said meanwhile.
+# Everything about one failover or switchover started at $t0 on the old
+# primary $old: when a new primary answered /primary; the outage, the
+# longest pause between two acknowledgements around it (a switchover's
+# starts when the old primary stops, some time after $t0); whether both
+# LISTEN connections came back; what /healthz and the event stream said
+# meanwhile.
 sub recover {
     my ($label, $old, $t0) = @_;
     my $new = wait_for(60, sub {
@@ -221,31 +229,35 @@ sub recover {
     });
     my $t_promoted = time;
     ok($new, "$label: a new primary ($new) took over") or return;
-    my $resumed = wait_for(60, sub { (grep { $_->{attempt} >= $t0 } @acked)[0] });
-    ok($resumed, "$label: sends are stored again") or return;
+    # A send that started after the promotion was seen is past the outage.
+    ok(wait_for(60, sub { grep { $_->{attempt} >= $t_promoted } @acked }),
+       "$label: sends are stored again") or return;
     ok(wait_for(30, sub { listeners($new) == 2 }),
        "$label: both workers LISTEN again, on the new primary")
         or diag('pgchat-listen on the new primary: ' . listeners($new));
-    my ($bad) = grep { $_->[0] > $t0 && $_->[0] < $resumed->{ack} && $_->[1] == 503 } @health;
+    my $t_listening = time;
     ok(wait_for(15, sub { $health[-1][1] == 200 }), "$label: /healthz is 200 after");
-    my $gap = 0;
-    my @around = grep { $_->{ack} >= $t0 - 2 } @acked;
+    my ($from, $to) = ($t0, $t0);
+    my @around = grep { $_->{ack} >= $t0 - 5 && $_->{ack} <= $t_listening } @acked;
     for my $i (1 .. $#around) {
-        my $d = $around[$i]{ack} - $around[$i - 1]{ack};
-        $gap = $d if $d > $gap;
+        next if $around[$i]{ack} < $t0;
+        ($from, $to) = ($around[$i - 1]{ack}, $around[$i]{ack})
+            if $around[$i]{ack} - $around[$i - 1]{ack} > $to - $from;
     }
-    my %r = (label => $label, promote => $t_promoted - $t0,
-             resume => $resumed->{ack} - $t0, gap => $gap, saw_503 => $bad ? 1 : 0,
-             pings => scalar grep { $_ > $t0 && $_ < $resumed->{ack} } @{$stream->{pings}});
-    note(sprintf '%s: %s -> %s, promoted after %.2f s, first stored send after %.2f s, '
-         . 'longest gap between acks %.2f s, /healthz 503 seen: %s, stream pings meanwhile: %d',
-         $label, $old, $new, @r{qw(promote resume gap saw_503 pings)});
+    my %r = (label => $label, promote => $t_promoted - $t0, resume => $to - $t0,
+             gap => $to - $from,
+             saw_503 => scalar grep({ $_->[0] > $from && $_->[0] < $t_listening
+                                      && $_->[1] == 503 } @health),
+             pings => scalar grep { $_ > $from && $_ < $to } @{$stream->{pings}});
+    note(sprintf '%.0f s: %s: %s -> %s, promoted after %.2f s, first stored send after '
+         . '%.2f s, writes paused %.2f s, /healthz 503 seen %d times, stream pings meanwhile %d',
+         time - $t_start, $label, $old, $new, @r{qw(promote resume gap saw_503 pings)});
     # Both facts need an outage long enough to be seen: /healthz is asked
     # every 0.1 s, the stream pings every $RECV_TIMEOUT s.
     ok($r{saw_503}, "$label: /healthz answered 503 during the outage")
-        if $r{resume} > 1;
+        if $r{gap} > 1;
     ok($r{pings} > 0, "$label: the stream got its pings during the outage")
-        if $r{resume} > 2 * $RECV_TIMEOUT + 0.5;
+        if $r{gap} > 2 * $RECV_TIMEOUT + 0.5;
     return \%r;
 }
 
@@ -256,19 +268,33 @@ for my $k (1 .. $KILLS) {
     ok(wait_for(90, sub { $ha->wait_sync(0) }), "failover $k: a synchronous standby is ready")
         or last;
     my $mark = @acked;
-    wait_for(10, sub { @acked >= $mark + 10 });
+    wait_for(10, sub { @acked >= $mark + 5 });
     my $old = $ha->primary;
     my $t0 = $ha->kill_postmaster($old);
     my $r = recover("failover $k", $old, $t0) or last;
     push @kills, $r;
 }
 
+# --- the primary's host is lost: Patroni and PostgreSQL at once -------------
+my $lost;
+if (ok(wait_for(90, sub { $ha->wait_sync(0) }), 'node lost: a synchronous standby is ready')) {
+    my $mark = @acked;
+    wait_for(10, sub { @acked >= $mark + 5 });
+    my $old = $ha->primary;
+    my $t0 = $ha->kill_node($old);
+    $lost = recover('node lost', $old, $t0);
+    ok($lost->{promote} <= $HaCluster::DCS{ttl} + 5 * $HaCluster::DCS{loop_wait} + 5,
+       'node lost: the standby took over within ttl and a few loops')
+        if $lost;
+    $ha->revive_node($old);
+}
+
 my $switch;
 if (ok(wait_for(90, sub { $ha->wait_sync(0) }), 'switchover: a synchronous standby is ready')) {
     my $mark = @acked;
-    wait_for(10, sub { @acked >= $mark + 10 });
+    wait_for(10, sub { @acked >= $mark + 5 });
     my $old = $ha->primary;
-    my ($candidate) = $ha->others($old);
+    my $candidate = $ha->wait_sync(0);
     my $t0 = time;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
@@ -316,15 +342,19 @@ sub pct {
 }
 my @tries = map { $_->{tries} } @acked;
 my @took = map { $_->{ack} - $_->{attempt} } grep { $_->{tries} == 1 } @acked;
-diag(sprintf 'failover: %d kill -9 of the primary\'s postmaster, ttl %d, loop_wait %d, '
-     . 'retry_timeout %d, PGCHAT_DB_TIMEOUT 5', scalar @kills, @HaCluster::DCS{qw(ttl loop_wait retry_timeout)});
-for my $what (qw(promote resume gap)) {
-    diag(sprintf '  %-7s p50 %.2f s, max %.2f s (%s)', $what,
+diag(sprintf 'failover: %d kill -9 of the primary\'s postmaster, %d nodes, ttl %d, loop_wait %d, '
+     . 'retry_timeout %d, PGCHAT_DB_TIMEOUT 5', scalar @kills, scalar $ha->nodes, @HaCluster::DCS{qw(ttl loop_wait retry_timeout)});
+for (['promote', 'kill -> new primary'], ['resume', 'kill -> first stored send'],
+     ['gap', 'writes paused']) {
+    my ($what, $label) = @$_;
+    diag(sprintf '  %-26s p50 %.2f s, max %.2f s (%s)', $label,
          pct(0.5, map { $_->{$what} } @kills), pct(1, map { $_->{$what} } @kills),
          join(' ', map { sprintf '%.2f', $_->{$what} } @kills));
 }
-diag(sprintf 'switchover: promoted %.2f s, first stored send %.2f s, longest gap %.2f s after patronictl started',
-     @$switch{qw(promote resume gap)}) if $switch;
+diag(sprintf 'node lost: promoted %.2f s, first stored send %.2f s after the kill (writes paused %.2f s)',
+     @$lost{qw(promote resume gap)}) if $lost;
+diag(sprintf 'switchover: new primary %.2f s after patronictl started, writes paused %.2f s',
+     @$switch{qw(promote gap)}) if $switch;
 diag(sprintf 'sends: %d acknowledged, %d stored, %d needed a retry (at most %d attempts); '
      . '/recv readers: %d, errors %d; /events reader: %d messages, %d (re)opens',
      scalar @acked, scalar @rows, scalar(grep { $_ > 1 } @tries), pct(1, @tries),

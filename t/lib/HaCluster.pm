@@ -87,8 +87,9 @@ sub new {
         unless wait_until(90, sub { $self->is($first, 'primary') });
     $self->create_chat_role;
     $self->start_node($_, \%dcs, $opt{parameters}) for @rest;
-    $self->wait_sync(120) or die "no synchronous standby came up:\n"
-        . join('', map { $self->log($_) } @rest);
+    # Every node streaming, one of them the synchronous standby.
+    wait_until(120, sub { $self->wait_sync(0) && !grep { !$self->is($_, 'replica') } @rest })
+        or die "the standbys did not come up:\n" . join('', map { $self->log($_) } @rest);
     return $self;
 }
 
@@ -216,7 +217,38 @@ sub start_node {
     spew($yml, $self->patroni_yml($n, $dcs, $parameters));
     chmod 0600, $yml;
     Stack::give_dir($yml);
-    $n->{patroni} = $self->spawn("$n->{dir}/patroni.log", as_user('patroni', $yml));
+    $self->start_patroni($name);
+}
+
+sub start_patroni {
+    my ($self, $name) = @_;
+    my $n = $self->{nodes}{$name};
+    $n->{patroni} = $self->spawn("$n->{dir}/patroni.log",
+                                 as_user('patroni', "$n->{dir}/patroni.yml"));
+}
+
+# The whole node $name is lost at once, as when its host dies: kill -9 its
+# Patroni, then its postmaster. Its leader key, if it held it, stays in
+# etcd until ttl runs out. Returns the time of the kill.
+sub kill_node {
+    my ($self, $name) = @_;
+    my $n = $self->{nodes}{$name};
+    my $pm = $self->postmaster_pid($name);
+    my $t = time;
+    if (my $pid = delete $n->{patroni}) {
+        kill 'KILL', -$pid;
+        waitpid($pid, 0);
+    }
+    kill 'KILL', $pm if $pm;
+    return $t;
+}
+
+# Node $name's host is back: its Patroni starts again, on what its data
+# directory holds.
+sub revive_node {
+    my ($self, $name) = @_;
+    die "$name runs" if $self->{nodes}{$name}{patroni};
+    $self->start_patroni($name);
 }
 
 # The chat's role and database, made on the primary.
@@ -267,17 +299,20 @@ sub wait_primary {
     return $found;
 }
 
-# Waits up to $timeout s until there is a primary and every other node is
-# its synchronous standby, streaming: a failover could then lose nothing.
+# Waits up to $timeout s until there is a primary and a synchronous
+# standby streaming from it: a failover could then lose nothing. Returns
+# the standby's name.
 sub wait_sync {
     my ($self, $timeout) = @_;
-    return wait_until($timeout, sub {
+    my $found;
+    wait_until($timeout, sub {
         my $p = $self->primary // return 0;
         for my $name ($self->others($p)) {
-            return 0 unless $self->is($name, 'sync') && $self->is($name, 'replica');
+            return $found = $name if $self->is($name, 'sync') && $self->is($name, 'replica');
         }
-        return 1;
+        return 0;
     });
+    return $found;
 }
 
 # The postmaster's pid of node $name, from its postmaster.pid.
