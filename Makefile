@@ -107,10 +107,13 @@ test: test-deps fcgi/pgchat fcgi/pgchat-asan unit t/browser/node_modules \
 	@sh t/fuzz/run 15
 	@sh t/lib/run-tests
 
-# The long versions of the delivery and fault tests (figures in README).
+# The long versions of the delivery and fault tests, then the history
+# checker on new seeds for SOAK_S seconds (figures in README).
 SOAK_SCALE ?= 3
+SOAK_S ?= 300
 soak: test-deps fcgi/pgchat-asan unit
 	@PGCHAT_SOAK_SCALE=$(SOAK_SCALE) sh t/lib/run-tests t/21-delivery.t t/80-faults.t
+	@PGCHAT_SOAK_S=$(SOAK_S) PROVE_FLAGS=-v sh t/lib/run-tests t/95-history.t
 
 FUZZ_SECONDS ?= 60
 fuzz: | test-deps
