@@ -86,10 +86,10 @@ my $sender = fork // die "fork: $!";
 if ($sender == 0) {
     close $acks_r;
     $acks_w->autoflush(1);
-    my $stop = 0;
+    my ($stop, $parent) = (0, getppid);
     $SIG{TERM} = sub { $stop = 1 };
     my $http = HTTP::Tiny->new(timeout => 30, keep_alive => 1);
-    for (my $n = 1; !$stop; $n++) {
+    for (my $n = 1; !$stop && getppid == $parent; $n++) {
         my ($first, $tries) = (time, 0);
         while (1) {
             my $t0 = time;
@@ -101,6 +101,7 @@ if ($sender == 0) {
                 printf $acks_w "%d %s %.4f %.4f %.4f %d\n", $n, $ts, $first, time, $t0, $tries;
                 last;
             }
+            POSIX::_exit(1) if getppid != $parent;    # the test is gone
             if ($res->{status} >= 400 && $res->{status} < 500 || time - $first > 60) {
                 print $acks_w "stuck $n $res->{status} $res->{content}\n";
                 POSIX::_exit(1);

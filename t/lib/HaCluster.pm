@@ -33,6 +33,19 @@ END {
     $? = $status;
 }
 
+# A test stopped by a signal (prove interrupted, timeout(1), a prove gone
+# that leaves its TAP pipe without a reader) would skip END
+# and leave Patroni and PostgreSQL running: exit instead, so that it runs.
+sub exit_on_signals {
+    for my $sig (qw(INT TERM HUP PIPE)) {
+        next if ref $SIG{$sig} || ($SIG{$sig} // 'DEFAULT') ne 'DEFAULT';
+        $SIG{$sig} = sub {
+            warn "HaCluster: SIG$sig, stopping the cluster\n" unless $sig eq 'PIPE';
+            exit 1;
+        };
+    }
+}
+
 # Patroni's timings, in seconds. They bound every recovery: a primary that
 # is gone with its Patroni is replaced within ttl; a postmaster that dies
 # under a live Patroni is failed over within a loop_wait or two
@@ -63,7 +76,9 @@ sub new {
         nodes => {},
         order => [],
         http => HTTP::Tiny->new(timeout => 2),
+        owner => $$,    # a forked child must not stop what it did not start
     }, $class;
+    exit_on_signals();
     chmod 0755, $self->{dir};
     Stack::give_dir($self->{dir});
     push @live, $self;
@@ -386,7 +401,7 @@ sub log {
 # own), then etcd. kill -9 throughout: the data is thrown away.
 sub stop {
     my ($self) = @_;
-    return if $self->{stopped}++;
+    return if $$ != $self->{owner} || $self->{stopped}++;
     my @patronis = grep { $_ } map { $_->{patroni} } values %{$self->{nodes}};
     kill 'KILL', -$_ for @patronis;
     waitpid($_, 0) for @patronis;
