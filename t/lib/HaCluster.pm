@@ -1,17 +1,23 @@
 # HaCluster.pm -- a PostgreSQL 15 cluster that fails over by itself, for a
-# test: one etcd member and two Patroni nodes, each with its own data
-# directory and ports on 127.0.0.1, synchronous_mode on, everything run as
-# Stack::run_user() (PostgreSQL refuses root). Waits on facts (etcd's
-# /health, Patroni's /primary, /replica and /sync), never on a fixed time,
-# and leaves nothing running when the test exits, whatever way it exits.
+# test: one etcd member and Patroni nodes (two unless told), each with its
+# own data directory and ports on 127.0.0.1, synchronous_mode on,
+# everything run as Stack::run_user() (PostgreSQL refuses root). Waits on
+# facts (etcd's /health, Patroni's /primary, /replica and /sync), never on
+# a fixed time, and leaves nothing running when the test exits, however it
+# exits (but kill -9: then PostgreSQL stops by itself once run-tests has
+# removed its data directory).
 # Core Perl modules only.
 #
 #   my $ha = HaCluster->new;                 # a primary and a sync standby
-#   my $url = $ha->url('chat');              # both hosts, read-write
+#   $ha->create_db('chat');                  # owned by the chat's role
+#   my $url = $ha->url('chat');              # every host, read-write
 #   my $old = $ha->primary;
 #   $ha->kill_postmaster($old);              # kill -9
 #   my $new = $ha->wait_primary(30, $old);   # the standby took over
-#   $ha->wait_sync(60);                      # $old is back, as sync standby
+#   $ha->wait_sync(60);                      # a sync standby again
+#   $ha->kill_node($new);                    # Patroni too: ttl decides
+#   $ha->revive_node($new);
+#   $ha->switchover($leader, $candidate);    # patronictl
 #   $ha->stop;
 package HaCluster;
 
