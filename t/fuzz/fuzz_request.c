@@ -176,22 +176,77 @@ ref_blank(const char *s, size_t len)
     return 1;
 }
 
-/* The refused controls of well-formed UTF-8 by their bytes, not decoded:
- * C0 but tab and newline, DEL, C1 (C2 80-9F), U+202A-202E (E2 80 AA-AE),
- * U+2066-2069 (E2 81 A6-A9). */
+/* One code point of well-formed UTF-8 at s[*i], decoded by its lead byte's
+ * length (ref_utf8 has already checked the form). */
+static unsigned int
+ref_cp(const unsigned char *s, size_t *i)
+{
+    unsigned char c = s[*i];
+    size_t n = c < 0x80 ? 0 : c < 0xe0 ? 1 : c < 0xf0 ? 2 : 3;
+    unsigned int cp = n == 0 ? c : c & (0x3f >> n);
+
+    for (size_t k = 1; k <= n; k++)
+        cp = (cp << 6) | (s[*i + k] & 0x3f);
+    *i += n + 1;
+    return cp;
+}
+
+/* The refused controls, as the README's table lists them: C0 but tab and
+ * newline, DEL and C1, the Arabic letter mark, the line and paragraph
+ * separators and the bidirectional embeddings and overrides (U+2028-202E),
+ * the isolates (U+2066-2069), the tag characters (U+E0000-E007F), and a
+ * second left-to-right or right-to-left mark. */
 static int
 ref_control(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    int marks = 0;
 
-    for (size_t i = 0; i < len; i++) {
-        if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n') || s[i] == 0x7f)
+    while (i < len) {
+        unsigned int cp = ref_cp(s, &i);
+
+        if ((cp < 0x20 && cp != '\t' && cp != '\n') ||
+            (cp >= 0x7f && cp <= 0x9f) || cp == 0x61c ||
+            (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) ||
+            (cp >= 0xe0000 && cp <= 0xe007f))
             return 1;
-        if (i + 1 < len && s[i] == 0xc2 && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f)
+        if ((cp == 0x200e || cp == 0x200f) && ++marks > 1)
             return 1;
-        if (i + 2 < len && s[i] == 0xe2 &&
-            ((s[i + 1] == 0x80 && s[i + 2] >= 0xaa && s[i + 2] <= 0xae) ||
-             (s[i + 1] == 0x81 && s[i + 2] >= 0xa6 && s[i + 2] <= 0xa9)))
+    }
+    return 0;
+}
+
+/* Whether some code point shows something: not white space, not a format
+ * or filler character, not a variation selector (the README's list of what
+ * a text may not consist of alone). */
+static int
+ref_visible(const char *str, size_t len)
+{
+    static const unsigned int invisible[] = {
+        0x9,    0xa,     0xb,     0xc,     0xd,     0x20,   0xa0,   0xad,
+        0x34f,  0x61c,   0x115f,  0x1160,  0x1680,  0x17b4, 0x17b5, 0x180b,
+        0x180c, 0x180d,  0x180e,  0x180f,  0x2028,  0x2029, 0x202a, 0x202b,
+        0x202c, 0x202d,  0x202e,  0x202f,  0x2800,  0x3000, 0x3164, 0xfeff,
+        0xffa0, 0x1bca0, 0x1bca1, 0x1bca2, 0x1bca3,
+    };
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned int cp = ref_cp(s, &i);
+        int shows = 1;
+
+        if ((cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x205f && cp <= 0x206f) ||
+            (cp >= 0xfe00 && cp <= 0xfe0f) || (cp >= 0xfff0 && cp <= 0xfff8) ||
+            (cp >= 0x1d173 && cp <= 0x1d17a) ||
+            (cp >= 0xe0000 && cp <= 0xe0fff))
+            shows = 0;
+        for (size_t k = 0; shows && k < sizeof(invisible) / sizeof(*invisible);
+             k++)
+            if (cp == invisible[k])
+                shows = 0;
+        if (shows)
             return 1;
     }
     return 0;
@@ -208,6 +263,8 @@ ref_text(const char *s, size_t len, size_t max)
         return VALID_TEXT_BAD_UTF8;
     if (ref_control(s, len))
         return VALID_TEXT_CONTROL;
+    if (!ref_visible(s, len))
+        return VALID_TEXT_EMPTY;
     return VALID_TEXT_OK;
 }
 
