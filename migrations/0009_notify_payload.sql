@@ -13,7 +13,11 @@
 --
 -- What that means for a shared database: any role that can connect may
 -- LISTEN on "pgchat" and read the messages as they are committed, without
--- any privilege on the tables. The embedded cluster has no such role.
+-- any privilege on the tables. The embedded cluster has no such role. A
+-- database that has them turns the payload off with
+--     ALTER DATABASE chat SET pgchat.notify_payload = off;
+-- (read by each new connection): notifications then carry "ROOM HEAD"
+-- only, the room's name and a number, and every worker queries, as before.
 
 CREATE OR REPLACE FUNCTION chat_post(p_room text, p_nick text[], p_type text[],
                                      p_text text[], p_mid text[]) RETURNS bigint
@@ -47,8 +51,9 @@ BEGIN
          WITH ORDINALITY AS m(nick, type, text, mid, o);
 
     -- A batch whose texts alone would not fit is not serialised.
-    IF (SELECT coalesce(sum(octet_length(t.text)), 0)
-        FROM unnest(p_text) AS t(text)) < 8000 THEN
+    IF coalesce(current_setting('pgchat.notify_payload', true), '') <> 'off'
+       AND (SELECT coalesce(sum(octet_length(t.text)), 0)
+            FROM unnest(p_text) AS t(text)) < 8000 THEN
         SELECT p_room || ' ' || head || ' ' || coalesce(prev, 0) || ' '
                || json_agg(json_build_array(head - n + m.o, m.nick, m.type,
                                             m.text, m.mid) ORDER BY m.o)

@@ -9,7 +9,10 @@
 #     alone and read by a query;
 #   - after the LISTEN connections are killed, the chain of heads is broken
 #     and nothing learnt before is used: the next batch is read again, and
-#     nothing is lost or repeated.
+#     nothing is lost or repeated;
+#   - with the database's pgchat.notify_payload off (a database shared with
+#     roles that must not read messages), no notification carries a batch,
+#     and followers get everything by queries.
 use strict;
 use warnings;
 use FindBin;
@@ -104,5 +107,24 @@ is_deeply([$_->()], \@texts, 'after the LISTEN connections were replaced: every 
 my ($st, $all) = $s->get('/recv?room=pay&since=0');
 my @stored = split /\n/, $s->sql(q{SELECT text FROM messages WHERE room = 'pay' AND type = 'msg' ORDER BY ts});
 is(scalar @stored, 53, 'the table holds each send once');
+
+# --- the payload turned off ------------------------------------------------------------
+my $db = $s->sql('SELECT current_database()');
+Stack::psql(Stack::admin_url(), qq{ALTER DATABASE "$db" SET pgchat.notify_payload = off});    # a superuser's setting
+$s->restart_responder;    # new connections read the setting
+(undef, $last) = $s->get('/recv?room=pay&since=0');
+$since = $last->{messages}[-1]{timestamp};
+@texts = map { "quiet $_" } 1 .. 10;
+@readers = map { follower($since, scalar @texts) } 1 .. 4;
+$s->parked(4);
+$q0 = $s->metric('pgchat_room_queries_total') // 0;
+my $b0 = $s->metric('pgchat_notify_batches_total') // 0;
+$a0 = $s->metric('pgchat_notify_appended_total') // 0;
+send_all(@texts);
+is_deeply([$_->()], \@texts, 'payload off: every message once, in order')
+    for @readers;
+is(($s->metric('pgchat_notify_batches_total') // 0) - $b0, 0, 'no notification carried a batch');
+is(($s->metric('pgchat_notify_appended_total') // 0) - $a0, 0, 'none was appended');
+cmp_ok(($s->metric('pgchat_room_queries_total') // 0) - $q0, '>=', 1, 'the loops read the room instead');
 $s->finish;
 done_testing;
