@@ -7,7 +7,8 @@
  * for other pages, a search for other searches. Each connection is opened
  * by its first read and closed after ARCHIVE_IDLE_MS without one, so a
  * worker whose users do not scroll back holds only its writer's and its
- * LISTEN connections.
+ * LISTEN connections. Both connect to ARCHIVE_DATABASE_URL where it is set
+ * (a standby: see the README's High availability).
  *
  * Every read is bounded twice: the responder gives a call up after
  * PGCHAT_DB_TIMEOUT (pg.h), and PostgreSQL gives the statement up at the
@@ -232,7 +233,8 @@ shelf_start(struct shelf *sh)
 {
     static const struct jobq_ops ops = {run, idle_deadline, idle_close};
 
-    sh->pg = pg_new(config.database_url, sh->name, config.db_timeout_ms);
+    sh->pg =
+        pg_new(config.archive_database_url, sh->name, config.db_timeout_ms);
     sh->q = jobq_start(sh->name, &ops, sh, ARCHIVE_MAX_QUEUED);
     return sh->q ? 0 : -1;
 }

@@ -73,6 +73,11 @@ config_load(void)
     config.listen_database_url = getenv("LISTEN_DATABASE_URL");
     if (!config.listen_database_url || !*config.listen_database_url)
         config.listen_database_url = config.database_url;
+    /* /history and /search may read a standby (prefer-standby): they are
+     * pages of the past, and /recv, the exact path, never reads here. */
+    config.archive_database_url = getenv("ARCHIVE_DATABASE_URL");
+    if (!config.archive_database_url || !*config.archive_database_url)
+        config.archive_database_url = config.database_url;
     config.socket_path = getenv("PGCHAT_SOCKET");
     if (config.socket_path && !*config.socket_path)
         config.socket_path = NULL;

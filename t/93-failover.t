@@ -69,10 +69,24 @@ $ha->create_db('chat');
 # The standby first, as an operator who does not know which is which would
 # write it: libpq skips it for the one that takes writes.
 my $url = $ha->url('chat', order => [reverse $ha->nodes]);
+# /history and /search read a standby where there is one.
 my $s = Stack->new(db => 'chat', workers => 2, pgbouncer => 0,
                    env => {DATABASE_URL => $url, LISTEN_DATABASE_URL => $url,
+                           ARCHIVE_DATABASE_URL => $ha->url('chat', attrs => 'prefer-standby'),
                            PGCHAT_RECV_TIMEOUT => $RECV_TIMEOUT});
 my $id = $s->join_nick('sender');
+{
+    my $archives = sub {
+        Stack::psql($ha->admin_url($_[0], 'chat'), q{SELECT count(*) FROM pg_stat_activity
+                                                    WHERE application_name = 'pgchat-archive'});
+    };
+    my $standby;
+    Stack::wait_until(90, sub { $standby = $ha->wait_sync(0) });
+    my ($st) = $s->get('/history?room=lobby');
+    is($st, 200, '/history answers through ARCHIVE_DATABASE_URL (prefer-standby)');
+    cmp_ok($archives->($standby), '>=', 1, '... read on the standby');
+    is($archives->($ha->primary), 0, '... not on the primary');
+}
 my $head = Stack::psql($url, q{SELECT last_ts FROM rooms WHERE room = 'lobby'});
 my $swarm = Swarm->new($s->port, readers => 4, since => $head);
 my $stream = {since => $head, texts => [], ids => [], pings => [], opens => 0};
@@ -337,6 +351,14 @@ is($swarm->complete(@texts), $swarm->readers,
 is_deeply($stream->{texts}, \@texts, 'the /events reader saw every message once, in order');
 my @ids = @{$stream->{ids}};
 is(scalar(grep { $ids[$_] <= $ids[$_ - 1] } 1 .. $#ids), 0, 'its event ids only grow');
+# After every failover, /history (on whichever node prefer-standby found)
+# catches up with what was acknowledged: a standby lags, it does not lose.
+my $newest;
+ok(wait_for(30, sub {
+    my ($st, $json) = $s->get('/history?room=lobby&limit=200');
+    $newest = $st == 200 ? ($json->{messages}[-1]{text} // '') : "status $st";
+    $newest eq $texts[-1] }), '/history shows the last acknowledged message')
+    or diag("its newest: $newest, the last acknowledged: $texts[-1]");
 
 # --- the numbers ----------------------------------------------------------------
 sub pct {
