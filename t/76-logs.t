@@ -73,7 +73,7 @@ $st{post('/send', "id=$id&text=$secret")}++ for 1 .. 40;
 ok($st{429} && $st{200}, "a flood of sends: $st{200} accepted, $st{429} refused by nginx");
 
 # Bad requests: too large (413), a wrong content type (415), a bad id.
-sleep 1.2;    # the limit's bucket refills
+sleep 1.2;    # not a wait: the limit's bucket refills
 is(post('/send', "id=$id&text=$secret" . ('x' x 70000)), 413, 'a body over 64 KB: 413');
 {
     my $res = $http->request('POST', $s->url('/send'), {headers => {'Content-Type' => 'text/plain'},
@@ -138,7 +138,7 @@ my $TRICKLE_BOUND = 16;
         my $st = recv_with_header($id, 'quiet');
         POSIX::_exit($st =~ /^(200|502|503|504)$/ ? 0 : 1);
     }
-    sleep 1;
+    Stack::wait_for(10, 'the /recv parked', sub { ($s->metric('pgchat_parked_requests') // 0) >= 1 });
     kill 'KILL', $s->worker_pids;
     waitpid $pid, 0;
     is($? >> 8, 0, 'a waiting /recv whose worker was killed is answered');
@@ -175,12 +175,13 @@ my $search_text = "search-secret-$tag";
 
 # An outage: the responder stopped; our client keeps trying.
 $s->stop_responder;
+my $mark = $s->log_mark('access');
 is(recv_with_header($id, 'lobby'), 502, 'responder down: /recv answers 502');
 is(post('/send', "id=$id&text=$secret"), 502, 'and /send 502');
 is(post('/part', "id=$id"), 502, 'and /part 502');
 $s->start_responder;
 $s->wait_up;
-sleep 0.5;    # nginx and the responder write their last lines
+$s->wait_log(qr{"POST /part" 502}, $mark);    # nginx has logged the last of them
 
 nowhere('the session id of our client', $id);
 nowhere('the text our client sent', $secret);
@@ -193,11 +194,12 @@ my ($cst) = $s->get("/send?id=$classic&text=$classic_text");
 is($cst, 200, 'a classic GET /send works');
 ($cst) = $s->get("/recv?since=0&id=$classic");
 is($cst, 200, 'a classic GET /recv?id= works');
-sleep 1.2;
+sleep 1.2;    # not a wait: the limit's bucket refills, so the flood starts full
+$mark = $s->log_mark('access');
 my %cl;
 $cl{($s->get("/send?id=$classic&text=$classic_text"))[0]}++ for 1 .. 20;
 ok($cl{429}, "a classic flood is refused too ($cl{429} with 429)");
-sleep 0.5;
+$s->wait_log(qr{"GET /send" 429}, $mark);
 {
     my $logs = logs();
     for my $name (sort keys %$logs) {
@@ -208,7 +210,7 @@ sleep 0.5;
 $s->stop_responder;
 ($cst) = $s->get("/recv?since=0&id=$classic");
 is($cst, 502, 'a classic GET /recv?id= while the responder is down: 502');
-sleep 0.5;
+$s->wait_log(qr{"GET /recv" 502}, $mark);
 {
     my $logs = logs();
     for my $name (sort keys %$logs) {
