@@ -51,6 +51,11 @@ function diag(text) {
   for (const line of String(text).split('\n')) console.log(`# ${line}`);
 }
 
+// A failure's story goes to stderr, which prove shows without -v.
+function failDiag(text) {
+  for (const line of String(text).split('\n')) console.error(`# ${line}`);
+}
+
 function assert(cond, msg) {
   if (!cond) throw new Error(msg);
 }
@@ -284,6 +289,11 @@ async function startProxy(port) {
   mine = `127.0.0.1:${server.address().port}`;
   return {
     base: `http://127.0.0.1:${server.address().port}/`,
+    streams() {
+      let n = 0;
+      for (const c of conns) if (c.stream) n++;
+      return n;
+    },
     freeze() {
       let n = 0;
       for (const c of conns) if (c.stream) { c.frozen = true; n++; }
@@ -863,6 +873,9 @@ test('a stream that goes silent after it opened is noticed within two pings and 
     await waitWho(j.page, ['hana', 'ivan', 'jack']);
     const n0 = streams.length;
     assert(n0 >= 1, 'no stream opened');
+    // The page's one stream, through the proxy (not one still closing).
+    const open = Date.now() + T;
+    while (proxy.streams() !== 1 && Date.now() < open) await j.page.waitForTimeout(50);
     const t0 = Date.now();
     eq(proxy.freeze(), 1, 'streams frozen');
     const during = [`during the silence 1 ${t0}`, `during the silence 2 ${t0}`];
@@ -1193,7 +1206,7 @@ async function main() {
       } catch (e) {
         failed++;
         console.log(`not ok ${n} - ${t.name}`);
-        diag(e && e.stack ? e.stack.split('\n').slice(0, 6).join('\n') : String(e));
+        failDiag(`test ${n}: ` + (e && e.stack ? e.stack.split('\n').slice(0, 6).join('\n') : String(e)));
         for (const u of Object.values(users)) {
           const f = path.join(OUT, `fail-${n}-${u.nick}.png`);
           try {
