@@ -742,7 +742,7 @@ enum proto { P_PGCHAT, P_NODECHAT, P_NCHAN };
 #define MAX_CPU 8
 
 static struct {
-    const char *url, *room, *db, *hist_file;
+    const char *url, *room, *db, *hist_file, *probe;
     enum proto proto;
     int ncpu;
     struct {
@@ -751,6 +751,8 @@ static struct {
     } cpu[MAX_CPU];
     int threads, interval_ms, rooms, max_connecting, ramp, pass_id;
     int stream;       /* -S: readers keep one event stream open */
+    int room_heads;   /* -K: rooms' readers start at the room's head */
+    double warmup;    /* -A: rooms: seconds of sends before the window */
     double send_rate; /* messages a second, all senders together; 0: flat out */
     double settle, drain, stall;
     pid_t server;
@@ -786,6 +788,8 @@ static struct {
     char (*room_names)[120];         /* URL-encoded */
     const struct session *room_sess; /* one per room (pgchat) */
     uint32_t *msg_room;              /* the room of each msgno */
+    int64_t *room_since; /* -K: each room's head, its readers' cursor */
+    atomic_uint_fast64_t lat_from; /* -A: latencies of msgnos from here */
 } G;
 
 /* The room of reader or sender index r (rooms mode), else G.room. */
@@ -1201,7 +1205,8 @@ on_message(void *ctx, const struct msg_in *m)
     if (*end != ':' || msgno >= MAX_MSGS)
         return;
     sent = strtoll(end + 1, NULL, 10);
-    h_add(&w->lat, rc->t_arrive - sent);
+    if (msgno >= atomic_load(&G.lat_from))
+        h_add(&w->lat, rc->t_arrive - sent);
     if (msgno / 64 >= c->seen_words) {
         size_t words = c->seen_words ? c->seen_words : 1;
 
@@ -1689,6 +1694,8 @@ workers_start(size_t readers, size_t senders, const struct session *sess,
             c->role = READER;
             if (G.nrooms)
                 c->room = (int)(i % G.nrooms);
+            if (G.room_since)
+                c->since = G.room_since[c->room];
             if (opt.stream) {
                 c->sse = xcalloc(1, sizeof(*c->sse));
                 sse_init(c->sse, 0);
@@ -2161,6 +2168,47 @@ cpu_ticks(long long *ticks)
     }
 }
 
+/* ---- the probe (-x CMD) -----------------------------------------------
+ * "CMD begin" runs just before the measured window (the readers parked and
+ * settled), "CMD end" just after it, each through sh -c and waited for,
+ * outside the window's CPU figures. Every line "KEY NUMBER" that "CMD end"
+ * prints (KEY of a-z, 0-9 and _) joins the result as "KEY": NUMBER: figures
+ * of the server read over the window, such as bench/probe's from
+ * pg_stat_statements and /metrics. */
+
+static void emit_num(const char *key, double v);
+
+static void
+probe(const char *phase)
+{
+    char cmd[8192], line[256];
+    FILE *f;
+    int status;
+
+    if (!opt.probe)
+        return;
+    snprintf(cmd, sizeof(cmd), "%s %s", opt.probe, phase);
+    fflush(stdout);
+    f = popen(cmd, "r");
+    if (!f) {
+        note("probe %s: %s", phase, strerror(errno));
+        return;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char key[64];
+        double v;
+        int end = 0;
+
+        if (strcmp(phase, "end") == 0 &&
+            sscanf(line, "%63[a-z0-9_] %lf %n", key, &v, &end) == 2 &&
+            line[end] == '\0')
+            emit_num(key, v);
+    }
+    status = pclose(f);
+    if (status != 0)
+        note("probe %s: exit status %d", phase, status);
+}
+
 static struct {
     long long ticks[MAX_CPU];
     double self, wall;
@@ -2169,14 +2217,14 @@ static struct {
 static void
 cpu_begin(void)
 {
+    probe("begin");
     cpu_ticks(cpu_start.ticks);
     cpu_start.self = cpu_seconds();
     cpu_start.wall = mono_us() / 1e6;
 }
 
 /* Emits cpu_NAME_pct (100: one core) since cpu_begin(), and the load
- * generator's own as cpu_load_pct. */
-static void emit_num(const char *key, double v);
+ * generator's own as cpu_load_pct; then the probe's figures. */
 
 static void
 cpu_end(void)
@@ -2194,6 +2242,7 @@ cpu_end(void)
     }
     emit_num("cpu_load_pct", 100 * (cpu_seconds() - cpu_start.self) / wall);
     emit_num("cpu_window_s", wall);
+    probe("end");
 }
 
 /* ---- output ---------------------------------------------------------- */
@@ -2740,7 +2789,7 @@ mode_rooms(size_t n, size_t r, double seconds)
      * down: each waits for its reply before the next send */
     size_t senders = 128;
     struct hist lat, req;
-    long ok, want = 0, pg_before, pg_during;
+    long ok, ok0, want = 0, pg_before, pg_during;
     double connect_s, elapsed;
     int64_t since;
 
@@ -2764,8 +2813,16 @@ mode_rooms(size_t n, size_t r, double seconds)
     }
     G.room_sess = sess;
     /* pgchat: a cursor of now parks every reader (every message of ours is
-     * stored later, with a greater timestamp) */
+     * stored later, with a greater timestamp); with -K each room's head
+     * instead, read as a page load reads it (/recv?since=0 to the end):
+     * the cursor a client holds once it has read the room */
     since = now_us() / 1000;
+    if (opt.room_heads && opt.proto == P_PGCHAT) {
+        G.room_since = xcalloc(r, sizeof(*G.room_since));
+        for (size_t i = 0; i < r; i++)
+            if (room_cursor(&b, G.room_names[i], &G.room_since[i]) < 0)
+                return -1;
+    }
     measure_before();
     workers_start(n, senders, sess, 0, since);
     connect_s = wait_parked(n);
@@ -2774,10 +2831,19 @@ mode_rooms(size_t n, size_t r, double seconds)
     emit_num("connect_s", connect_s);
     emit_int("parked", SUM(readers_waiting));
     pg_before = pg_connections();
+    /* -A: the same sends first, outside the window: every worker has
+     * learnt the rooms its readers come to by then. Their messages are
+     * checked for delivery like the others, but in no other figure. */
+    if (opt.warmup > 0) {
+        atomic_store(&G.phase, PH_SEND);
+        sleep_us((int64_t)(opt.warmup * 1e6));
+    }
     cpu_begin();
+    ok0 = SUM(send_ok);
+    atomic_store(&G.lat_from, atomic_load(&G.next_msgno));
     elapsed = send_for(seconds);
     pg_during = pg_connections();
-    ok = SUM(send_ok);
+    ok = SUM(send_ok) - ok0;
     for (uint64_t m = 0; m < atomic_load(&G.next_msgno) && m < MAX_MSGS; m++)
         if (is_accepted(m))
             room_accepted[G.msg_room[m]]++;
@@ -2793,9 +2859,12 @@ mode_rooms(size_t n, size_t r, double seconds)
     emit_int("n", (long long)n);
     emit_int("rooms", (long long)r);
     emit_int("senders", (long long)senders);
+    emit_int("room_heads", opt.room_heads);
+    emit_num("warmup_s", opt.warmup);
     emit_num("send_rate_limit", opt.send_rate);
     emit_num("seconds", elapsed);
     emit_int("accepted", ok);
+    emit_int("warmup_accepted", ok0);
     emit_int("send_failed", SUM(send_fail));
     emit_num("rate", ok / elapsed);
     emit_int("pg_conns", pg_during > pg_before ? pg_during : pg_before);
@@ -2870,10 +2939,19 @@ usage(void)
           "  -I          readers pass the one session's id, as browsers do\n"
           "  -S          readers stream: pgchat's /events, nchan's "
           "EventSource\n"
+          "  -K          rooms: each room's readers start at its head (read "
+          "from since=0),\n"
+          "              not at now\n"
+          "  -A SECONDS  rooms: send for SECONDS before the measured window "
+          "(a warm-up)\n"
           "  -p PID      the stack's root process: RSS and fds of its pgchat "
           "and nginx descendants\n"
           "  -d URL      database URL, for psql (PostgreSQL connections, "
           "message count)\n"
+          "  -x CMD      run \"CMD begin\" before the measured window and "
+          "\"CMD end\"\n"
+          "              after it; the lines \"KEY NUMBER\" of the latter join "
+          "the result\n"
           "  -q          no progress on stderr\n",
           stderr);
     exit(2);
@@ -2910,7 +2988,7 @@ main(int argc, char **argv)
     struct rlimit rl;
     int64_t wall0 = now_us();
 
-    while ((ch = getopt(argc, argv, "u:R:k:t:s:i:w:W:c:r:m:ISp:d:qP:C:H:")) !=
+    while ((ch = getopt(argc, argv, "u:R:k:t:s:i:w:W:c:r:m:ISKA:p:d:qP:C:H:x:")) !=
            -1) {
         switch (ch) {
         case 'P':
@@ -2980,11 +3058,20 @@ main(int argc, char **argv)
         case 'S':
             opt.stream = 1;
             break;
+        case 'K':
+            opt.room_heads = 1;
+            break;
+        case 'A':
+            opt.warmup = atof(optarg);
+            break;
         case 'p':
             opt.server = (pid_t)arg_num(optarg);
             break;
         case 'd':
             opt.db = optarg;
+            break;
+        case 'x':
+            opt.probe = optarg;
             break;
         case 'q':
             quiet = 1;
