@@ -42,18 +42,18 @@ DEBS     = build-essential pkg-config libjson-c-dev \
 DEB_CHECK = /usr/bin/cc /usr/bin/pkg-config \
            /usr/include/json-c/json.h /usr/include/uriparser/Uri.h \
            /usr/include/postgresql/libpq-fe.h /usr/include/fastcgi.h \
-           /usr/lib/postgresql/15/bin/postgres \
+           /usr/share/doc/postgresql \
            /usr/sbin/nginx /usr/bin/prove /usr/sbin/useradd /usr/bin/setpriv
 TEST_DEBS = clang-format chromium nodejs npm fonts-dejavu-core clang \
-           libclang-rt-14-dev spawn-fcgi iproute2 pgbouncer prometheus \
-           postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl \
+           libclang-rt-dev spawn-fcgi iproute2 pgbouncer prometheus \
+           libtap-parser-sourcehandler-pgtap-perl \
            patroni etcd-server
 TEST_DEB_CHECK = /usr/bin/clang-format /usr/bin/chromium /usr/bin/node \
            /usr/bin/npm /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
            /usr/bin/clang \
-           /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a \
+           /usr/share/doc/libclang-rt-dev \
            /usr/bin/spawn-fcgi /bin/ip /usr/sbin/pgbouncer /usr/bin/promtool \
-           /usr/share/postgresql/15/extension/pgtap.control /usr/bin/pg_prove \
+           /usr/bin/pg_prove \
            /usr/bin/patroni /usr/bin/etcd
 # The benchmark's anchors and plot: nchan (nginx's pub/sub module), Node
 # for the original node_chat, gnuplot for bench/out/latency.svg.
@@ -69,8 +69,13 @@ all: fcgi/pgchat
 deps:
 	@sh bin/deps $(DEB_CHECK) -- $(DEBS)
 
+# pgTAP's package is named after the server's major version, known only
+# once deps has installed the server: bin/pg-bin finds it.
 test-deps: | deps
-	@sh bin/deps $(TEST_DEB_CHECK) -- $(TEST_DEBS)
+	@major=$$(bin/pg-bin --major) && \
+	sh bin/deps $(TEST_DEB_CHECK) \
+	    /usr/share/postgresql/$$major/extension/pgtap.control -- \
+	    $(TEST_DEBS) postgresql-$$major-pgtap
 
 bench-deps: | deps
 	@sh bin/deps $(BENCH_DEB_CHECK) -- $(BENCH_DEBS)

@@ -63,9 +63,10 @@ note("round $round");
     my @workers = sort $s->worker_pids;
     my $pg = Stack::pg_dir();
     my $as = $> == 0 ? 'runuser -u ' . Stack::run_user() . ' -- ' : '';
+    chomp(my $bin = `$Stack::TOP/bin/pg-bin`);
     my $restart = fork // die;
     if ($restart == 0) {
-        exec("$as/usr/lib/postgresql/15/bin/pg_ctl -D $pg/data -m fast -w restart "
+        exec("$as$bin/pg_ctl -D $pg/data -m fast -w restart "
              . ">/dev/null 2>&1");
     }
     my ($ok, $refused, $other, $slowest, $bad_body) = (0, 0, 0, 0, 0);

@@ -30,7 +30,7 @@ use Scalar::Util qw(weaken);
 use Stack qw(wait_until spew slurp as_user run_user);
 use Time::HiRes qw(sleep time);
 
-my $PG_BIN = '/usr/lib/postgresql/15/bin';
+chomp(my $PG_BIN = `$Stack::TOP/bin/pg-bin`);
 my @live;    # every cluster not stopped yet, for END
 
 END {
