@@ -64,6 +64,7 @@ config_load(void)
     long send_rate, send_burst, retention, addr_sessions, addr_rooms,
         addr_reads;
     int session_ms;
+    const char *mode;
 
     config.database_url = getenv("DATABASE_URL");
     if (!config.database_url || !*config.database_url) {
@@ -90,6 +91,17 @@ config_load(void)
                         "address: unset it, or list the web servers' "
                         "addresses\n");
         return -1;
+    }
+    /* Anything but off or request is refused: a typo must not leave the
+     * chat open to everyone when the operator meant it behind a login. */
+    mode = getenv("PGCHAT_AUTH");
+    if (mode && *mode && strcmp(mode, "off") != 0) {
+        if (strcmp(mode, "request") != 0) {
+            fprintf(stderr, "pgchat: PGCHAT_AUTH is \"%s\": off or request\n",
+                    mode);
+            return -1;
+        }
+        config.auth = 1;
     }
     config.write_socket_path = getenv("PGCHAT_WRITE_SOCKET");
     if (config.write_socket_path && !*config.write_socket_path)

@@ -33,6 +33,7 @@ struct config {
     int addr_sessions;  /* PGCHAT_ADDR_SESSIONS: per address and room */
     int db_timeout_ms;  /* PGCHAT_DB_TIMEOUT (s): bound on a database call */
     int retention_days; /* MESSAGE_RETENTION: 0 keeps all */
+    int auth;           /* PGCHAT_AUTH=request: nginx names the user */
     int64_t starttime;  /* ms since the epoch, set by main */
 };
 

@@ -16,6 +16,7 @@ struct job {
     struct req *req; /* owned until answered */
     int kind;        /* the owning thread's: enum writer_job, archive_job */
     const char *room, *nick, *id, *text, *addr;
+    const char *login; /* a join's user from the site (auth.h); NULL: none */
     const char *mid;   /* a send's; NULL: none */
     int64_t before;    /* a read's cursor */
     const char *query; /* a search's */

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "archive.h"
+#include "auth.h"
 #include "config.h"
 #include "limit.h"
 #include "recv.h"
@@ -27,7 +28,8 @@
 
 #define DEFAULT_ROOM "lobby"
 
-/* Sets *room from the request. Returns 0, or -1 after replying. */
+/* Sets *room from the request: a room this user may use (auth.h).
+ * Returns 0, or -1 after replying. */
 static int
 take_room(struct req *r, const char **room)
 {
@@ -35,14 +37,14 @@ take_room(struct req *r, const char **room)
 
     if (!v) {
         *room = DEFAULT_ROOM;
-        return 0;
+        return auth_room(r, *room);
     }
     if (!valid_room(v, strlen(v))) {
         req_error(r, 400, "Bad room.");
         return -1;
     }
     *room = v;
-    return 0;
+    return auth_room(r, *room);
 }
 
 /* The session id: from the X-Pgchat-Id header (our client, so that no id
@@ -125,9 +127,13 @@ handle_who(struct req *r)
 static void
 handle_join(struct req *r)
 {
-    const char *nick = req_param(r, "nick"), *room;
+    const char *nick = req_param(r, "nick"), *room, *login = NULL;
     struct job *j;
 
+    /* Behind a login the nick is the user's name, whatever was asked
+     * for; handle() has checked it. */
+    if (auth_required(r))
+        nick = login = req_env(r, "PGCHAT_USER");
     if (!nick || !valid_nick(nick, strlen(nick))) {
         req_error(r, 400, "Bad nick.");
         return;
@@ -136,6 +142,7 @@ handle_join(struct req *r)
         return;
     j = job_new(r, WRITER_JOIN, room);
     j->nick = nick;
+    j->login = login;
     j->addr = req_env(r, "REMOTE_ADDR");
     j->token = token_new();
     if (!j->token) {
@@ -422,20 +429,21 @@ static const struct route {
     const char *path;
     int methods;
     int writes; /* refused from another site */
+    int chat;   /* the chat's: needs the site's user (PGCHAT_AUTH) */
     void (*handler)(struct req *r);
 } routes[] = {
-    {"who", REQ_GET | REQ_HEAD, 0, handle_who},
-    {"join", REQ_GET | REQ_POST, 1, handle_join},
-    {"part", REQ_GET | REQ_POST, 1, handle_part},
-    {"send", REQ_GET | REQ_POST, 1, handle_send},
-    {"recv", REQ_GET | REQ_HEAD, 0, handle_recv},
-    {"events", REQ_GET, 0, handle_events},
-    {"healthz", REQ_GET | REQ_HEAD, 0, handle_healthz},
-    {"stats", REQ_GET | REQ_HEAD, 0, handle_stats},
-    {"history", REQ_GET | REQ_HEAD, 0, handle_history},
-    {"search", REQ_GET | REQ_HEAD, 0, handle_search},
-    {"metrics", REQ_GET | REQ_HEAD, 0, handle_metrics},
-    {"limits", REQ_GET | REQ_HEAD, 0, handle_limits},
+    {"who", REQ_GET | REQ_HEAD, 0, 1, handle_who},
+    {"join", REQ_GET | REQ_POST, 1, 1, handle_join},
+    {"part", REQ_GET | REQ_POST, 1, 1, handle_part},
+    {"send", REQ_GET | REQ_POST, 1, 1, handle_send},
+    {"recv", REQ_GET | REQ_HEAD, 0, 1, handle_recv},
+    {"events", REQ_GET, 0, 1, handle_events},
+    {"healthz", REQ_GET | REQ_HEAD, 0, 0, handle_healthz},
+    {"stats", REQ_GET | REQ_HEAD, 0, 0, handle_stats},
+    {"history", REQ_GET | REQ_HEAD, 0, 1, handle_history},
+    {"search", REQ_GET | REQ_HEAD, 0, 1, handle_search},
+    {"metrics", REQ_GET | REQ_HEAD, 0, 0, handle_metrics},
+    {"limits", REQ_GET | REQ_HEAD, 0, 1, handle_limits},
 };
 
 /* Takes r: answers it at once (errors, 404, 405) or hands it on. */
@@ -443,6 +451,7 @@ static void
 handle(struct req *r)
 {
     const struct route *route = NULL;
+    const char *user;
 
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (strcmp(r->path, routes[i].path) == 0)
@@ -472,6 +481,8 @@ handle(struct req *r)
         req_error(r, 400, "Malformed parameters (NUL byte)");
         return;
     }
+    if (route->chat && auth_user(r, &user) < 0)
+        return;
     if (route->writes && cross_site(r)) {
         req_error(r, 403, "Cross-site request refused");
         return;

@@ -38,8 +38,8 @@ enum store_join
 store_join(struct pg *p, struct store_join_args *a)
 {
     char idle[16], cap[16], addr_cap[16], rooms[16];
-    const char *params[] = {a->token, a->room, a->nick,  idle,
-                            cap,      a->addr, addr_cap, rooms};
+    const char *params[] = {a->token, a->room,  a->nick, idle,    cap,
+                            a->addr,  addr_cap, rooms,   a->login};
     struct pg_res *res;
     enum store_join rc;
     const char *v;
@@ -50,8 +50,8 @@ store_join(struct pg *p, struct store_join_args *a)
     snprintf(rooms, sizeof(rooms), "%d", a->rooms_per_minute);
     res = exec1(p, "join",
                 "SELECT chat_join($1, $2, $3, make_interval(secs => $4), "
-                "$5, $6, $7, $8)",
-                8, params);
+                "$5, $6, $7, $8, $9)",
+                9, params);
     if (!res)
         return STORE_ERROR;
     v = pg_value(res, 0, 0);
@@ -89,9 +89,9 @@ char **
 store_who(struct pg *p, const char *room, size_t *n)
 {
     const char *params[] = {room};
-    struct pg_res *res =
-        pg_exec(p, "SELECT nick FROM sessions WHERE room = $1 ORDER BY nick", 1,
-                params, NULL);
+    struct pg_res *res = pg_exec(
+        p, "SELECT DISTINCT nick FROM sessions WHERE room = $1 ORDER BY nick",
+        1, params, NULL);
     char **v;
     int rows;
 

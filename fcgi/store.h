@@ -18,7 +18,8 @@
 
 enum store_join {
     STORE_JOINED,
-    STORE_TAKEN,     /* the nick (in any case) has a session in that room */
+    STORE_TAKEN,     /* the nick (in any case) has a session in that room,
+                      * of another login or none */
     STORE_FULL,      /* the room has room_cap sessions */
     STORE_ADDR_FULL, /* the address has addr_cap sessions in that room */
     STORE_WAIT,      /* the address made rooms_per_minute rooms a minute */
@@ -28,6 +29,7 @@ enum store_join {
 struct store_join_args {
     const char *token, *room, *nick;
     const char *addr;     /* the client's address; NULL: unknown */
+    const char *login;    /* the site's user (PGCHAT_AUTH); NULL: none */
     int idle_seconds;     /* a stale session holding the nick is ended first */
     int room_cap;         /* 0: no cap */
     int addr_cap;         /* sessions per address and room; 0: no cap */

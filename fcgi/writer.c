@@ -58,6 +58,7 @@ do_join(struct job *j)
         .room = j->room,
         .nick = j->nick,
         .addr = j->addr,
+        .login = j->login,
         .idle_seconds = config.session_timeout_s,
         .room_cap = config.room_sessions,
         .addr_cap = config.addr_sessions,

@@ -72,6 +72,29 @@ like($out, qr/limit_conn pgchat_conn 7;/, 'the connection cap');
 like($out, qr/10\.1\.0\.0\/16 1; 192\.0\.2\.7 1; 2001:db8::\/32 1;/, 'the /stats addresses');
 like($out, qr/listen \[::1\]:9000;/, 'an IPv6 listen address');
 
+# PGCHAT_AUTH=request: the auth location and its cache, which nginx takes;
+# without the cache no proxy_cache line; without PGCHAT_AUTH no auth line.
+my %auth = (PGCHAT_AUTH => 'request', PGCHAT_AUTH_URL => 'http://127.0.0.1:9000/site/auth',
+            PGCHAT_AUTH_COOKIE => 'sid');
+($st, $out, $err) = render({%auth, PGCHAT_AUTH_CACHE => 7});
+is($st, 0, 'PGCHAT_AUTH=request renders') or diag($err);
+like($out, qr{proxy_pass http://127\.0\.0\.1:9000/site/auth;}, 'the auth URL');
+like($out, qr/proxy_cache_key \$cookie_sid;/, 'the cache keyed on the cookie');
+like($out, qr/proxy_cache_valid 200 204 401 403 7s;/, 'for PGCHAT_AUTH_CACHE seconds');
+is(scalar(() = $out =~ /auth_request \/_pgchat_auth;/g), 3, 'the three chat locations ask');
+{
+    spew("$dir/auth.conf", $out);
+    my $t = qx{nginx -t -q -p $dir/var -c $dir/auth.conf -e stderr 2>&1};
+    is($?, 0, '  and nginx -t accepts it') or diag($t);
+}
+($st, $out, $err) = render({%auth, PGCHAT_AUTH_CACHE => 0});
+is($st, 0, 'PGCHAT_AUTH_CACHE=0 renders') or diag($err);
+unlike($out, qr/proxy_cache/, '  with no cache');
+like($out, qr/auth_request \/_pgchat_auth;/, '  still asking');
+($st, $out, $err) = render({});
+unlike($out, qr/^\s*(?:auth_request|fastcgi_param PGCHAT_|location = \/_pgchat_auth|proxy_(?!temp_path))/m,
+       'without PGCHAT_AUTH nothing of it is rendered');
+
 # --- one source: nginx/shared/ and its copies -------------------------------
 
 # The copies of each target, by piece, and what is written outside them.
@@ -191,6 +214,21 @@ my @bad = (
     ['PGCHAT_PUBLIC relative', 'PGCHAT_PUBLIC', {PGCHAT_PUBLIC => 'public'}],
     ['PGCHAT_USER root', 'PGCHAT_USER', {PGCHAT_USER => 'root'}],
     ['PGCHAT_USER with a directive', 'PGCHAT_USER', {PGCHAT_USER => 'pgchat; daemon on'}],
+    ['PGCHAT_AUTH misspelt', 'PGCHAT_AUTH', {PGCHAT_AUTH => 'requests'}],
+    ['PGCHAT_AUTH_URL unset', 'PGCHAT_AUTH_URL', {PGCHAT_AUTH => 'request', PGCHAT_AUTH_COOKIE => 'sid'}],
+    ['PGCHAT_AUTH_URL with a directive', 'PGCHAT_AUTH_URL', {PGCHAT_AUTH => 'request', PGCHAT_AUTH_COOKIE => 'sid',
+                                                              PGCHAT_AUTH_URL => 'http://127.0.0.1/a; include /etc/shadow'}],
+    ['PGCHAT_AUTH_URL with a variable', 'PGCHAT_AUTH_URL', {PGCHAT_AUTH => 'request', PGCHAT_AUTH_COOKIE => 'sid',
+                                                             PGCHAT_AUTH_URL => 'http://127.0.0.1/$http_x'}],
+    ['PGCHAT_AUTH_URL not http', 'PGCHAT_AUTH_URL', {PGCHAT_AUTH => 'request', PGCHAT_AUTH_COOKIE => 'sid',
+                                                      PGCHAT_AUTH_URL => 'file:///etc/passwd'}],
+    ['PGCHAT_AUTH_COOKIE unset', 'PGCHAT_AUTH_COOKIE', {PGCHAT_AUTH => 'request', PGCHAT_AUTH_URL => 'http://127.0.0.1/a'}],
+    ['PGCHAT_AUTH_COOKIE with a directive', 'PGCHAT_AUTH_COOKIE', {PGCHAT_AUTH => 'request', PGCHAT_AUTH_URL => 'http://127.0.0.1/a',
+                                                                    PGCHAT_AUTH_COOKIE => 'sid; proxy_cache off'}],
+    ['PGCHAT_AUTH_COOKIE with a dash', 'PGCHAT_AUTH_COOKIE', {PGCHAT_AUTH => 'request', PGCHAT_AUTH_URL => 'http://127.0.0.1/a',
+                                                               PGCHAT_AUTH_COOKIE => 'my-sid'}],
+    ['PGCHAT_AUTH_CACHE with a directive', 'PGCHAT_AUTH_CACHE', {PGCHAT_AUTH => 'request', PGCHAT_AUTH_URL => 'http://127.0.0.1/a',
+                                                                  PGCHAT_AUTH_COOKIE => 'sid', PGCHAT_AUTH_CACHE => '5s; user root'}],
     ['the socket with a directive', 'SOCKET', {}, '127.0.0.1:8080', "$dir/s.sock; }", "$dir/var"],
     ['the var directory with a newline', 'VARDIR', {}, '127.0.0.1:8080', "$dir/s.sock", "$dir/var${NL}x"],
     ['the access log with a format of its own', 'ACCESS_LOG', {}, '127.0.0.1:8080', "$dir/s.sock",

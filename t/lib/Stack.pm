@@ -304,13 +304,16 @@ sub free_port {
 # socket, behind one nginx upstream), pgbouncer (DATABASE_URL through a
 # PgBouncer of the stack's own in transaction mode, LISTEN_DATABASE_URL
 # direct; default: PGCHAT_TEST_PGBOUNCER, so that a whole test file runs
-# through one, as t/87-pgbouncer.t does).
+# through one, as t/87-pgbouncer.t does), up (the path that answers 200
+# once the stack is up; default /who, which needs a login with
+# PGCHAT_AUTH=request).
 sub new {
     my ($class, %opt) = @_;
     my $self = bless {
         workers => $opt{workers} // 2,
         responders => $opt{responders} // 1,
         nofile => $opt{nofile},  # the responder's descriptor limit
+        up => $opt{up} // '/who',
         env => {RATE_LIMIT => 0, %{$opt{env} // {}}},
         dir => tempdir('stack-XXXXXX', DIR => $ENV{PGCHAT_TEST_TMP} // '/tmp',
                        CLEANUP => 1),
@@ -477,7 +480,7 @@ sub start_nginx {
 sub wait_up {
     my ($self) = @_;
     my $http = HTTP::Tiny->new(timeout => 2);
-    wait_until(30, sub { $http->get($self->url('/who'))->{status} == 200 })
+    wait_until(30, sub { $http->get($self->url($self->{up}))->{status} == 200 })
         or die "the stack did not come up:\n" . $self->log('responder')
             . $self->log('nginx');
 }

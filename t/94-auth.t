@@ -1,0 +1,178 @@
+#!/usr/bin/perl
+# 94-auth.t -- the chat behind a site's login (PGCHAT_AUTH=request), through
+# real nginx and the responder, with contrib/pgchat-auth-example as the
+# site:
+#
+# - without the site's cookie (or with one it does not know) every chat
+#   endpoint answers 401 JSON, whatever X-Pgchat-User the client sends; a
+#   request that reaches the responder without nginx's answer is 401 too;
+# - the nick is the site's user: a join asking for another nick, or
+#   sending X-Pgchat-User, gets the user's; two users with two sessions
+#   each are two people in /who, with one join message each, and a part
+#   of one of two sessions stores no part;
+# - a room outside the user's X-Pgchat-Rooms is 403 JSON on every
+#   endpoint that names a room (/events, /history and /search too); a
+#   user without a list may use any room;
+# - a user name or a room list the site gets wrong is a 502 JSON that
+#   names the header;
+# - the answer is cached per cookie: 100 polls cost the site at most a
+#   few requests (counted by the example), against one each without the
+#   cache.
+# Without PGCHAT_AUTH the rest of the suite is the test that nothing
+# changed.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Stack qw(spew start_group stop_group wait_for port_open fcgi_get);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use Test::More;
+
+my $TOP = $Stack::TOP;
+my $dir = tempdir('auth-XXXXXX', DIR => $ENV{PGCHAT_TEST_TMP} // '/tmp', CLEANUP => 1);
+chmod 0755, $dir;
+Stack::give_dir($dir);
+
+# The site: its sessions (cookie value, user, rooms) in a file.
+spew("$dir/users", <<'USERS');
+# cookie      user        rooms
+tok-alice     alice       lobby,alpha
+tok-bob       bob
+tok-bad       not/a/nick
+tok-rooms     carol       lobby,bad;room
+tok-dave      dave
+USERS
+my $app_port = Stack::free_port();
+my $app = start_group("$dir/app.log", "$dir/app.log", {},
+                      Stack::as_user("$TOP/contrib/pgchat-auth-example", $app_port,
+                                     "$dir/users", 'appsession'));
+wait_for(10, 'the login service to listen', sub { port_open($app_port) });
+my $probe = HTTP::Tiny->new(timeout => 5);
+sub asked { $probe->get("http://127.0.0.1:$app_port/requests")->{headers}{'x-requests'} }
+
+my %auth = (PGCHAT_AUTH => 'request',
+            PGCHAT_AUTH_URL => "http://127.0.0.1:$app_port/auth",
+            PGCHAT_AUTH_COOKIE => 'appsession');
+my $s = Stack->new(env => {%auth, PGCHAT_AUTH_CACHE => 10}, up => '/healthz');
+
+# A GET as the holder of cookie $tok (none: undef), with more headers.
+sub ask {
+    my ($stack, $path, $tok, %h) = @_;
+    $h{Cookie} = "appsession=$tok" if defined $tok;
+    return $stack->request('GET', $path, {headers => \%h});
+}
+
+my @chat = ('/who', '/join?nick=eve', '/part?id=' . ('a' x 32),
+            '/send?id=' . ('a' x 32) . '&text=hi', '/recv?since=0',
+            '/events?since=0', '/history', '/search?q=hi', '/limits');
+
+# --- no login -----------------------------------------------------------
+for my $path (@chat) {
+    for my $case (['no cookie', undef], ['a cookie the site does not know', 'tok-nobody'],
+                  ['only X-Pgchat-User: alice', undef, 'X-Pgchat-User' => 'alice'],
+                  ['an unknown cookie and X-Pgchat-User', 'tok-nobody',
+                   'X-Pgchat-User' => 'alice', 'X-Pgchat-Rooms' => 'lobby']) {
+        my ($what, $tok, %h) = @$case;
+        my ($st, $json, $raw, $res) = ask($s, $path, $tok, %h);
+        is($st, 401, "$path with $what: 401");
+        is($json && $json->{error}, 'Login required', '  JSON saying so')
+            or diag($raw);
+        like($res->{headers}{'content-type'} // '', qr{^application/json}, '  as JSON');
+    }
+}
+{
+    my ($st, $body) = fcgi_get($s->{sockets}[0], '/who', '');
+    is($st, 401, 'a request that reaches the responder without a user is 401 there too');
+    like($body, qr/Login required/, '  with its JSON');
+    ($st) = ask($s, '/healthz');
+    is($st, 200, '/healthz needs no login');
+}
+
+# --- the user is the nick -------------------------------------------------
+my %id;
+for my $who (['alice', 1, 'tok-alice'], ['alice', 2, 'tok-alice'],
+             ['bob', 1, 'tok-bob'], ['bob', 2, 'tok-bob']) {
+    my ($user, $n, $tok) = @$who;
+    my ($st, $json, $raw) = ask($s, '/join?nick=mallory', $tok, 'X-Pgchat-User' => 'mallory');
+    is($st, 200, "$user joins (session $n), asking for the nick mallory") or diag($raw);
+    is($json->{nick}, $user, "  and is $user");
+    $id{"$user$n"} = $json->{id};
+}
+isnt($id{alice1}, $id{alice2}, 'alice has two sessions');
+{
+    my ($st, $json) = ask($s, '/who', 'tok-alice');
+    is_deeply($json->{nicks}, ['alice', 'bob'], 'two users with two sessions each are two people in /who');
+    is($s->sql(q{SELECT string_agg(nick || ':' || type, ' ' ORDER BY ts) FROM messages WHERE room = 'lobby'}),
+       'alice:join bob:join', 'one join message each');
+    ($st, $json) = ask($s, "/send?id=$id{alice2}&text=hello", 'tok-alice', 'X-Pgchat-User' => 'bob');
+    is($st, 200, 'alice sends with X-Pgchat-User: bob');
+    is($s->sql(q{SELECT nick FROM messages WHERE type = 'msg'}), 'alice', '  and the message is hers');
+    ($st) = ask($s, "/part?id=$id{alice1}", 'tok-alice');
+    is($st, 200, 'alice parts one session');
+    ($st, $json) = ask($s, '/who', 'tok-bob');
+    is_deeply($json->{nicks}, ['alice', 'bob'], '  and is still in /who');
+    is($s->sql(q{SELECT count(*) FROM messages WHERE type = 'part'}), 0, '  with no part message');
+}
+
+# --- rooms ------------------------------------------------------------------
+for my $path (@chat) {
+    next if $path eq '/limits';    # names no room
+    my $p = $path . ($path =~ /\?/ ? '&' : '?') . 'room=secret';
+    my ($st, $json, $raw) = ask($s, $p, 'tok-alice');
+    is($st, 403, "$path in a room outside alice's list: 403");
+    is($json && $json->{error}, 'Not one of your rooms', '  JSON saying so') or diag($raw);
+}
+{
+    my ($st, $json) = ask($s, '/who?room=alpha', 'tok-alice');
+    is($st, 200, 'a room in her list is hers');
+    ($st) = ask($s, '/history?room=secret', 'tok-bob');
+    is($st, 200, 'a user without a list may use any room');
+}
+
+# --- what the site gets wrong ---------------------------------------------
+{
+    my ($st, $json, $raw) = ask($s, '/who', 'tok-bad');
+    is($st, 502, 'a user name that is no nick: 502');
+    like($json && $json->{error}, qr/Bad X-Pgchat-User from the login service/, '  naming the header')
+        or diag($raw);
+    ($st, $json, $raw) = ask($s, '/who', 'tok-rooms');
+    is($st, 502, 'a room list with a bad name in it: 502');
+    like($json && $json->{error}, qr/Bad X-Pgchat-Rooms from the login service/, '  naming the header')
+        or diag($raw);
+}
+
+# --- the cache ----------------------------------------------------------------
+# 100 polls of one reader whose cookie the site has not been asked about
+# yet (/recv behind the room's head is answered at once). With the cache
+# the site is asked once, or again if the 10 s ran out meanwhile; without
+# it, once a poll.
+sub polls {
+    my ($stack) = @_;
+    my $before = asked();
+    my $ok = 0;
+    for (1 .. 100) {
+        my ($st) = ask($stack, '/recv?since=0', 'tok-dave');
+        $ok++ if $st == 200;
+    }
+    return ($ok, asked() - $before);
+}
+my ($ok, $cost) = polls($s);
+is($ok, 100, '100 polls answered');
+cmp_ok($cost, '<=', 3, "and they cost the site $cost requests (at most a few)");
+diag("auth requests per 100 polls, cached for 10 s: $cost");
+$s->finish;
+
+my $nocache = Stack->new(env => {%auth, PGCHAT_AUTH_CACHE => 0}, up => '/healthz');
+{
+    my ($st, $json) = ask($nocache, '/join?nick=dave', 'tok-dave');
+    is($st, 200, 'without the cache dave joins');
+}
+($ok, $cost) = polls($nocache);
+is($ok, 100, 'with PGCHAT_AUTH_CACHE=0, 100 polls answered');
+is($cost, 100, "  and each asked the site ($cost requests)");
+diag("auth requests per 100 polls, without the cache: $cost");
+$nocache->finish;
+
+stop_group($app);
+done_testing;
