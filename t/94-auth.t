@@ -17,7 +17,7 @@
 #   names the header;
 # - the answer is cached per cookie: 100 polls cost the site at most a
 #   few requests (counted by the example), against one each without the
-#   cache.
+#   cache; a site that does not answer is 500 JSON.
 # Without PGCHAT_AUTH the rest of the suite is the test that nothing
 # changed.
 use strict;
@@ -172,7 +172,14 @@ my $nocache = Stack->new(env => {%auth, PGCHAT_AUTH_CACHE => 0}, up => '/healthz
 is($ok, 100, 'with PGCHAT_AUTH_CACHE=0, 100 polls answered');
 is($cost, 100, "  and each asked the site ($cost requests)");
 diag("auth requests per 100 polls, without the cache: $cost");
-$nocache->finish;
 
+# A site that does not answer: nginx's auth_request says 500, as JSON.
 stop_group($app);
+{
+    my ($st, $json, $raw) = ask($nocache, '/who', 'tok-dave');
+    is($st, 500, 'with the login service down: 500');
+    # The error page's text follows the auth request's own status (502).
+    is($json && $json->{error}, 'Chat server unavailable, try again', '  as JSON') or diag($raw);
+}
+$nocache->finish;
 done_testing;
