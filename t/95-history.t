@@ -136,6 +136,16 @@ for my $d (@doctored) {
     $h->{ops}[3]{t0} = 8.5;
     is(properties($h), 4, 'and 5.5 s after the fault ended it is not');
 }
+{
+    # A parked /recv held up by a paused responder (its parent and
+    # workers stopped) is not a liveness violation; by anything else it is.
+    my $h = clean_history();
+    $h->{followers}[0]{polls}[0]{t1} = 40;
+    $h->{faults} = [{kind => 'pause-responder', t0 => 1, t1 => 39}];
+    is(properties($h), '', 'a /recv held up by a paused responder is excused');
+    $h->{faults} = [{kind => 'restart-pgbouncer', t0 => 1, t1 => 39}];
+    is(properties($h), 7, 'and one held up during a PgBouncer restart is not');
+}
 
 # --- seeded runs against the real stack -----------------------------------------
 
@@ -147,13 +157,16 @@ if (defined $ENV{PGCHAT_HISTORY_SEED}) {
     @seeds = (1, 2, 3, int(rand(1e9)));
 }
 my $seconds = $ENV{PGCHAT_HISTORY_S} // 14;
+# Even seeds run with a PgBouncer for the writer (and restart it among the
+# faults); PGCHAT_HISTORY_PGBOUNCER=0 or 1 decides for every seed.
+sub pgbouncer { $ENV{PGCHAT_HISTORY_PGBOUNCER} // ($_[0] % 2 == 0 ? 1 : 0) }
 my (%total, %kinds, @summaries);
 my $end = time + ($soak // 0);
 my $next = int(rand(1e9));
 while (@seeds || ($soak && time < $end)) {
     my $seed = @seeds ? shift @seeds : $next++;
     note("history run, seed $seed");
-    my $r = History::Run::run(seed => $seed, seconds => $seconds,
+    my $r = History::Run::run(seed => $seed, seconds => $seconds, pgbouncer => pgbouncer($seed),
                               $ENV{PGCHAT_HISTORY_KINDS}
                                   ? (kinds => [split /,/, $ENV{PGCHAT_HISTORY_KINDS}]) : ());
     note($r->{summary});
@@ -163,18 +176,21 @@ while (@seeds || ($soak && time < $end)) {
     $total{faults} += $_ for values %{$r->{faults}};
     $kinds{$_} += $r->{faults}{$_} for keys %{$r->{faults}};
     $total{violations} += @{$r->{violations}};
-    $total{$_} += $r->{stats}{$_} // 0 for qw(acked retried unacked unacked_stored delivered reads ryw_misses ryw_reads within_bound);
+    $total{$_} += $r->{stats}{$_} // 0 for qw(acked retried unacked unacked_stored delivered reads final_reads ryw_misses ryw_reads within_bound);
+    $total{pgbouncer}++ if pgbouncer($seed);
     ok(!@{$r->{violations}}, "seed $seed: no violation in "
        . scalar(@{$r->{history}{ops}}) . ' operations under ' . scalar(@{$r->{history}{faults}}) . ' faults')
         or diag("seed $seed\n" . History::Run::report($r)
                 . 'the whole history: ' . History::Run::dump($r, "$FindBin::Bin/out"));
+    note('the whole history: ' . History::Run::dump($r, "$FindBin::Bin/out"))
+        if $ENV{PGCHAT_HISTORY_DUMP} && !@{$r->{violations}};
     ok(!@{$r->{sanitizer}}, "seed $seed: the responders ran without sanitizer reports")
         or diag(join "\n", @{$r->{sanitizer}});
 }
-diag(sprintf('soak: %d runs, %d ops, %d acknowledged sends (%d after a retry), %d unacknowledged '
-             . '(%d of them stored), %d deliveries, %d reads, %d faults (%s), '
+diag(sprintf('soak: %d runs (%d through PgBouncer), %d ops, %d acknowledged sends (%d after a retry), %d unacknowledged '
+             . '(%d of them stored), %d deliveries, %d reads (%d final), %d faults (%s), '
              . '%d violations; misses within the bound %d, read-your-writes misses %d of %d',
-             map({ $total{$_} // 0 } qw(runs ops acked retried unacked unacked_stored delivered reads faults)),
+             map({ $total{$_} // 0 } qw(runs pgbouncer ops acked retried unacked unacked_stored delivered reads final_reads faults)),
              join(', ', map { "$_ $kinds{$_}" } sort keys %kinds),
              map({ $total{$_} // 0 } qw(violations within_bound ryw_misses ryw_reads))))
     if $soak;

@@ -28,7 +28,8 @@
 #                every acknowledged join and part is stored
 #   7 liveness   a /recv is answered, and an /events stream hears
 #                something, within PGCHAT_RECV_TIMEOUT + 2 x the fault
-#                bound, unless the worker serving it was paused
+#                bound, unless the worker serving it (or its whole
+#                responder) was paused
 package History::Checker;
 
 use strict;
@@ -265,6 +266,7 @@ sub check_reads {
     my %ops = map { $_->{id} => $_ } @{$self->{h}{ops}};
     for my $op (grep { $_->{kind} eq 'read' && ($_->{status} // 0) == 200 } @{$self->{h}{ops}}) {
         $self->{stats}{reads}++;
+        $self->{stats}{final_reads}++ if $op->{final};
         $self->check_run($op);
         my @msgs = @{$op->{msgs} // []};
         my %in = map { $_->{ts} => 1 } @msgs;
@@ -369,7 +371,7 @@ sub check_sessions {
 
 sub paused {
     my ($self, $t0, $t1) = @_;
-    return grep { $_->{kind} eq 'pause-worker' && $_->{t0} <= $t1 && ($_->{t1} // $_->{t0}) >= $t0 }
+    return grep { $_->{kind} =~ /^pause-/ && $_->{t0} <= $t1 && ($_->{t1} // $_->{t0}) >= $t0 }
         @{$self->{faults}};
 }
 

@@ -138,7 +138,8 @@ sub step {
         else { $self->next_step($w, $w->{rng}->between(0.3, 1.2)) }
         return;
     }
-    if ($r < 0.60) { $self->send_text($w) }
+    if ($r < 0.06) { $self->burst($w) }
+    elsif ($r < 0.60) { $self->send_text($w) }
     elsif ($r < 0.74) { $self->read_fresh($w) }
     elsif ($r < 0.84) { $self->history_page($w) }
     elsif ($r < 0.88) { $self->part_room($w) }
@@ -183,13 +184,36 @@ sub join_room {
     $try->();
 }
 
-sub send_text {
+# Several sends of one writer at once (2 to 4, as from several tabs): the
+# writers' group commit stores them in one transaction, or in transactions
+# of the same millisecond, so their timestamps follow one another (ts,
+# ts + 1, ...). Only then can an off-by-one on a cursor (since + 1) skip
+# a message: one send at a time never stores two timestamps 1 ms apart.
+sub burst {
     my ($self, $w) = @_;
+    my $n = 2 + $w->{rng}->int(3);
+    $w->{burst} = $n;
+    $self->send_text($w, 1) for 1 .. $n;
+}
+
+# A send is over: the writer's next step, or, in a burst, once all are.
+sub sent {
+    my ($self, $w) = @_;
+    return if $w->{burst} && --$w->{burst} > 0;
+    $self->next_step($w);
+}
+
+sub send_text {
+    my ($self, $w, $in_burst) = @_;
     my $n = ++$w->{sent};
     my $text = "$w->{name} says $n" . ($n % 7 ? '' : " caf\x{e9} \x{2713}");
     # One send in ten is from a client that gives up at the first failure
     # (a tab closed mid-send): those are the sends never acknowledged.
+    # Every choice is drawn now, not when an answer comes, so that a seed
+    # makes the same choices however a burst's answers interleave.
     my $patient = $w->{rng}->rand >= 0.1;
+    my $repeat = $w->{rng}->rand < 0.08;
+    my $ryw = !$in_burst && $w->{rng}->rand < 0.25;
     my $op = $self->record(kind => 'send', actor => $w->{name}, room => $w->{room},
                            nick => $w->{nick}, mid => "$w->{name}-$n", text => $text,
                            attempts => [], patient => $patient);
@@ -213,27 +237,27 @@ sub send_text {
                 # Now and then the same mid once more, as a client does
                 # whose reply was lost: it must answer the same timestamp
                 # and store nothing.
-                if (!$op->{repeats} && $w->{rng}->rand < 0.08) {
+                if (!$op->{repeats} && $repeat) {
                     $op->{repeats} = 1;
                     return $self->{loop}->after(0.05, $try);
                 }
                 # Read your write: a fresh read right away, through
                 # whichever worker nginx picks.
-                return $self->read_fresh($w, $op) if $w->{rng}->rand < 0.25;
-                return $self->next_step($w);
+                return $self->read_fresh($w, $op) if $ryw;
+                return $self->sent($w);
             }
             # A repeat that fails leaves the send acknowledged.
-            return $self->next_step($w) if defined $op->{ts} && ($status >= 400 || !$patient);
+            return $self->sent($w) if defined $op->{ts} && ($status >= 400 || !$patient);
             if ($status >= 400 && $status < 500) {
                 @$op{qw(t1 status error)} = (time, $status, $json ? $json->{error} : $rbody);
                 delete $w->{id} if ($op->{error} // '') =~ /session/i;
-                return $self->next_step($w);
+                return $self->sent($w);
             }
             # The browser client sends the same mid again until 200 or a
             # refusal; it gives up on nothing. Ours gives up after 60 s.
             if (!$patient || time - $op->{t0} > 60) {
                 @$op{qw(t1 status)} = (time, $status);
-                return $self->next_step($w);
+                return $self->sent($w);
             }
             $self->{loop}->after(backoff(scalar @{$op->{attempts}}), $try);
         });
@@ -308,6 +332,45 @@ sub history_page {
         $self->next_step($w);
     });
 }
+
+# After the run, when the faults have stopped: fresh reads of every room
+# that has acknowledged sends, $per of them at once per room, as page loads
+# would read it (from since=0; a room of more than 150 acknowledged sends
+# from its 100th last). Several at once, so that nginx spreads them over
+# both responders and their workers: a worker that kept a window its
+# notifications no longer keep (issue 18) answers one of them with an old
+# room, and property 4 fails it. Returns how many were started; the
+# driver's pending count says how many are still under way.
+sub final_reads {
+    my ($self, $per, $round) = @_;
+    my $n = 0;
+    for my $room (sort keys %{$self->{rooms}}) {
+        my $acked = $self->{acked}{$room} // [];
+        next unless @$acked;
+        my $since = @$acked > 150 ? $acked->[-100] : 0;
+        for my $k (1 .. $per) {
+            my $op = $self->record(kind => 'read', actor => "final$round", room => $room,
+                                   since => $since, final => 1);
+            $self->{pending}++;
+            $n++;
+            $self->{loop}->request('GET', "/recv?since=$since&room=$room",
+                                   timeout => $self->{recv_timeout} + 15, done => sub {
+                my ($status, $body, $err) = @_;
+                @$op{qw(t1 status error)} = (time, $status, $err);
+                my $json = decode_json_body($body);
+                if ($status == 200 && $json) {
+                    $op->{msgs} = [map { message($_) } @{$json->{messages} // []}];
+                    $op->{gap} = $json->{gap} ? 1 : 0;
+                    $op->{ping} = $json->{ping} ? 1 : 0;
+                }
+                $self->{pending}--;
+            });
+        }
+    }
+    return $n;
+}
+
+sub pending { $_[0]{pending} // 0 }
 
 sub message {
     my ($m) = @_;

@@ -13,7 +13,17 @@
 #                                            (its workers follow), restarted
 #   pause-worker                             SIGSTOP of a worker, SIGCONT
 #                                            0.5-3 s later
+#   pause-responder                          SIGSTOP of a responder's parent
+#                                            and all its workers, SIGCONT
+#                                            0.5-3 s later
 #   reload-nginx                             SIGHUP
+#   restart-pgbouncer                        SIGTERM or SIGKILL of the
+#                                            stack's PgBouncer, started again
+#                                            on its port (only in a stack
+#                                            that has one)
+#
+# The kinds are dealt from a shuffled deck, reshuffled when it runs out,
+# so that a short run sees several kinds and a soak sees them evenly.
 #
 # Each fault is recorded as {kind, t0, t1, detail}: t0 when it began, t1
 # when it was healed (SIGCONT sent, the restart done), for the checker's
@@ -31,7 +41,7 @@ use Time::HiRes qw(time);
 
 our @KINDS = qw(stop-listen stop-writer stop-archive term-listen term-writer
                 term-archive pg-fast pg-immediate kill-worker kill-responder
-                pause-worker reload-nginx);
+                pause-worker pause-responder reload-nginx);
 
 my %APP = (listen => 'pgchat-listen', writer => 'pgchat-writer',
            archive => 'pgchat-archive');
@@ -48,7 +58,8 @@ sub new {
     my ($class, %opt) = @_;
     my $self = bless {%opt, faults => [], rng => History::Rng->new($opt{seed}, 'nemesis')},
         $class;
-    $self->{kinds} //= [@KINDS];
+    $self->{kinds} //= [@KINDS, $opt{stack}{pgbouncer} ? ('restart-pgbouncer') : ()];
+    $self->{deck} = [];
     $self->{gap} //= [0.5, 2.5];
     return $self;
 }
@@ -70,7 +81,7 @@ sub schedule {
     return unless $self->{on};
     $self->{loop}->after($self->{rng}->between(@{$self->{gap}}), sub {
         return unless $self->{on};
-        my $kind = $self->{rng}->pick(@{$self->{kinds}});
+        my $kind = $self->deal;
         my $f = {kind => $kind, t0 => time};
         $self->{current} = $f;
         push @{$self->{faults}}, $f;
@@ -81,6 +92,20 @@ sub schedule {
             $self->healed($f);
         }
     });
+}
+
+# The next kind from the deck; a new shuffle of every kind when it is empty.
+sub deal {
+    my ($self) = @_;
+    unless (@{$self->{deck}}) {
+        my @d = @{$self->{kinds}};
+        for (my $i = $#d; $i > 0; $i--) {
+            my $j = $self->{rng}->int($i + 1);
+            @d[$i, $j] = @d[$j, $i];
+        }
+        $self->{deck} = \@d;
+    }
+    return shift @{$self->{deck}};
 }
 
 sub healed {
@@ -158,8 +183,44 @@ sub inflict {
             $self->healed($f);
         });
     }
+    if ($f->{kind} eq 'restart-pgbouncer') {
+        my $old = $s->{pgbouncer} or die "no pgbouncer in this stack\n";
+        my $sig = $hold < 0.5 ? 'TERM' : 'KILL';
+        kill $sig, $old;
+        waitpid $old, 0;
+        my $dir = $s->dir;
+        $s->{pgbouncer} = Stack::spawn("$dir/pgbouncer.log", {},
+                                       Stack::as_user('pgbouncer', "$dir/pgbouncer/pgbouncer.ini"));
+        $f->{detail} = "SIG$sig, pid $old, then $s->{pgbouncer}";
+        # One more start if the first could not take the port yet.
+        my $tries = 0;
+        my $then;
+        $then = sub {
+            return $self->healed($f) if Stack::port_open($s->{pgbouncer_port}) || $tries++ >= 3;
+            kill 'KILL', $s->{pgbouncer};
+            waitpid $s->{pgbouncer}, 0;
+            $s->{pgbouncer} = Stack::spawn("$dir/pgbouncer.log", {},
+                                           Stack::as_user('pgbouncer', "$dir/pgbouncer/pgbouncer.ini"));
+            $f->{detail} .= ", again $s->{pgbouncer}";
+            $self->poll_until(5, sub { Stack::port_open($s->{pgbouncer_port}) }, $then);
+        };
+        return $self->poll_until(5, sub { Stack::port_open($s->{pgbouncer_port}) }, $then);
+    }
     if ($what eq 'kill' || $what eq 'pause') {
         my $which = int($pick * @{$s->{sockets}});
+        if ($f->{kind} eq 'pause-responder') {
+            my $parent = $s->responder_pid($which) or die "no responder $which\n";
+            my @pids = ($parent, $s->worker_pids($which));
+            kill 'STOP', @pids;
+            $frozen{$_} = 1 for @pids;
+            my $d = 0.5 + 2.5 * $hold;
+            $f->{detail} = sprintf 'responder %d (%d processes), %.1f s', $which, scalar @pids, $d;
+            return $self->{loop}->after($d, sub {
+                kill 'CONT', @pids;
+                delete @frozen{@pids};
+                $self->healed($f);
+            });
+        }
         if ($target eq 'responder') {
             $f->{detail} = "responder $which";
             $s->stop_responder('KILL', $which);

@@ -1,8 +1,14 @@
 # History/Run.pm -- one seeded run of the history checker: a stack of two
-# responders of two workers behind one nginx, PGCHAT_DB_TIMEOUT=2; writers
-# and followers (History::Driver) for $seconds while History::Nemesis
-# injects faults; then the faults stop, the sends under way finish, the
-# followers catch up with the table, and History::Checker reads it all.
+# responders of two workers behind one nginx, PGCHAT_DB_TIMEOUT=2 (with a
+# PgBouncer of its own for the writer when asked); writers and followers
+# (History::Driver) for $seconds while History::Nemesis injects faults
+# during all but the last $calm seconds (the staleness bound: a fault
+# begun before it may last into it, and the reads after its bound are held
+# to the steady one); then
+# the sends under way finish, the followers catch up with the table, fresh
+# readers read every room at once from several connections (the final
+# reads, until one round starts past every fault's bound), and
+# History::Checker reads it all.
 #
 #   my $r = History::Run::run(seed => 42, seconds => 20);
 #   $r->{violations}, $r->{summary}, $r->{stats}
@@ -46,12 +52,17 @@ sub heads {
     return {map { split /\|/ } split /\n/, $stack->sql('SELECT room, last_ts FROM rooms')};
 }
 
-# Options: seed, seconds (of faults and operations), kinds (of faults),
-# responders, workers. Returns {seed, violations, stats, summary, history}.
+# Options: seed, seconds (of operations), calm (the seconds at the end
+# without new faults; default 2 x PGCHAT_DB_TIMEOUT + 1), kinds (of faults),
+# responders, workers, pgbouncer. Returns {seed, violations, stats,
+# summary, history}.
 sub run {
     my (%opt) = @_;
     my $seed = $opt{seed};
+    my $bound = 2 * $DB_TIMEOUT + 1;
+    my $calm = $opt{calm} // $bound;
     my $s = Stack->new(responders => $opt{responders} // 2, workers => $opt{workers} // 2,
+                       pgbouncer => $opt{pgbouncer} ? 1 : 0,
                        env => {PGCHAT_DB_TIMEOUT => $DB_TIMEOUT,
                                PGCHAT_RECV_TIMEOUT => $RECV_TIMEOUT,
                                PGCHAT_SESSION_TIMEOUT => 15,
@@ -69,6 +80,7 @@ sub run {
                                         $opt{kinds} ? (kinds => $opt{kinds}) : ());
     $driver->start;
     $nemesis->start;
+    $loop->after($opt{seconds} - $calm, sub { $nemesis->stop }) if $opt{seconds} > $calm;
     $loop->run_until(sub { 0 }, $opt{seconds});
     $driver->stop;
     $nemesis->settle;
@@ -77,12 +89,29 @@ sub run {
     $loop->run_until(sub { !$driver->busy }, 90);
     my $heads = heads($s);
     my $caught = $loop->run_until(sub { $driver->caught_up($heads) }, 30);
+    # The final reads: rounds of fresh readers of every room, until a round
+    # starts past the bound of the last fault (and of the last send), and at
+    # least two rounds.
+    my $last = 0;
+    for my $f (@{$nemesis->faults}) {
+        my $t = $f->{t1} // $f->{t0};
+        $last = $t if $t > $last;
+    }
+    my $past = $last + $bound;
+    my $rounds = 0;
+    while ($rounds < 2 || time < $past + 0.2) {
+        last if $rounds >= 12;
+        $loop->run_until(sub { time >= $past + 0.2 }, $past + 0.2 - time)
+            if $rounds == 1 && time < $past + 0.2;
+        $driver->final_reads(6, $rounds++);
+        $loop->run_until(sub { !$driver->pending }, $RECV_TIMEOUT + 20);
+    }
     $driver->stop_followers;
     $loop->close_all;
     my $history = {ops => $driver->ops, followers => $driver->followers,
                    faults => $nemesis->faults, table => table($s), heads => $heads,
                    params => {db_timeout => $DB_TIMEOUT, recv_timeout => $RECV_TIMEOUT,
-                              t_start => $t_start}};
+                              t_start => $t_start, pgbouncer => $opt{pgbouncer} ? 1 : 0}};
     my $checker = History::Checker->new(history => $history);
     my @violations = $checker->check;
     # What a violation's reader needs besides the history: the servers'
@@ -101,14 +130,15 @@ sub run {
     my %kinds = %{$nemesis->counts};
     my $stats = $checker->stats;
     my $summary = sprintf('seed %s: %d ops (%d sends, %d acknowledged (%d after a retry), %d unacknowledged of which %d stored), '
-                          . '%d deliveries to %d followers, %d reads, %d history pages, %d faults (%s), '
+                          . '%d deliveries to %d followers, %d reads (%d final), %d history pages, %s%d faults (%s), '
                           . '%d violations; reads that missed a send within its bound: %d, '
                           . 'of them right after the reader\'s own send: %d of %d such reads; '
                           . 'drain %.1f s%s',
                           $seed, scalar @{$driver->ops}, $stats->{sends} // 0, $stats->{acked} // 0, $stats->{retried} // 0,
                           $stats->{unacked} // 0, $stats->{unacked_stored} // 0,
                           $stats->{delivered} // 0, scalar @{$driver->followers},
-                          $stats->{reads} // 0, $stats->{history} // 0,
+                          $stats->{reads} // 0, $stats->{final_reads} // 0, $stats->{history} // 0,
+                          $opt{pgbouncer} ? 'through PgBouncer, ' : '',
                           scalar(map { 1 } grep { ($_->{detail} // '') !~ /^not done/ } @{$nemesis->faults}),
                           join(', ', map { "$_ $kinds{$_}" } sort keys %kinds),
                           scalar @violations, $stats->{within_bound} // 0, $stats->{ryw_misses} // 0,
