@@ -46,6 +46,21 @@ auth_user(struct req *r, const char **user)
     return 0;
 }
 
+int
+auth_moderator(struct req *r)
+{
+    const char *role = req_env(r, "PGCHAT_ROLE");
+
+    if (!auth_required(r) || !role || !*role || strcmp(role, "user") == 0)
+        return 0;
+    if (strcmp(role, "moderator") == 0)
+        return 1;
+    req_error(r, 502,
+              "Bad X-Pgchat-Role from the login service "
+              "(moderator or user)");
+    return -1;
+}
+
 /* Rooms are separated by commas or spaces. */
 #define ROOM_SEP ", "
 

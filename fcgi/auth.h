@@ -24,4 +24,9 @@ int auth_user(struct req *r, const char **user);
  * (a room outside the list) or 502 (a list that is not rooms). */
 int auth_room(struct req *r, const char *room);
 
+/* Whether the user of r is a moderator: the site's X-Pgchat-Role says
+ * "moderator" (PGCHAT_ROLE; "user" or none: not). Returns 1 or 0, or -1
+ * after answering 502 for another value. With auth off nobody is. */
+int auth_moderator(struct req *r);
+
 #endif

@@ -1,8 +1,11 @@
 /* recent.c -- the newest messages of a room, as read from the database.
  *
- * Messages are immutable once committed, and timestamps grow in commit
- * order, so a contiguous run read from the database stays true: it only
- * ever grows at the head and is trimmed at the floor.
+ * Timestamps grow in commit order, so a contiguous run read from the
+ * database stays true: it only ever grows at the head and is trimmed at
+ * the floor. Messages are immutable once committed but for one change: a
+ * moderator's delete makes a msg a tombstone, and the 'delete' notice that
+ * says so comes at the head like any message (migrations/0012), so the
+ * window makes the same change when the notice arrives.
  */
 #include "recent.h"
 
@@ -75,10 +78,47 @@ recent_set(struct recent *rc, int64_t since, struct msg_list *list,
     trim(rc);
 }
 
+/* The msg that a 'delete' notice names (its text is the timestamp)
+ * becomes the tombstone the database holds: type "deleted", no text. */
+static void
+bury(struct recent *rc, const struct msg *notice)
+{
+    size_t lo = 0, hi = rc->len;
+    struct msg *m;
+    int64_t ts;
+
+    if (strcmp(notice->type, "delete") != 0 || !notice->text)
+        return;
+    ts = strtoll(notice->text, NULL, 10);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (rc->items[mid].ts < ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == rc->len || rc->items[lo].ts != ts ||
+        strcmp(rc->items[lo].type, "msg") != 0)
+        return;
+    m = &rc->items[lo];
+    free(m->type);
+    m->type = xstrdup("deleted");
+    free(m->text);
+    m->text = NULL;
+    free(m->json); /* made again, without the text, when next asked */
+    m->json = NULL;
+    m->json_len = 0;
+}
+
 void
 recent_append(struct recent *rc, struct msg_list *list, int64_t head)
 {
+    size_t old = rc->len;
+
     take(rc, list);
+    for (size_t i = old; i < rc->len; i++)
+        bury(rc, &rc->items[i]);
     if (head > rc->head)
         rc->head = head;
     trim(rc);

@@ -215,6 +215,32 @@ handle_send(struct req *r)
     writer_submit(j);
 }
 
+/* POST /delete?room=R&ts=T: a moderator (the site's X-Pgchat-Role)
+ * deletes the message at T; it stays as a tombstone. */
+static void
+handle_delete(struct req *r)
+{
+    const char *ts = req_param(r, "ts"), *room;
+    int64_t v_ts;
+    struct job *j;
+    int mod;
+
+    if (take_room(r, &room) < 0 || (mod = auth_moderator(r)) < 0)
+        return;
+    if (!mod) {
+        req_error(r, 403, "Moderators only");
+        return;
+    }
+    if (!ts || valid_number(ts, 1, INT64_MAX, &v_ts) < 0) {
+        req_error(r, 400, "Bad ts");
+        return;
+    }
+    j = job_new(r, WRITER_DELETE, room);
+    j->nick = req_env(r, "PGCHAT_USER"); /* checked in handle() */
+    j->before = v_ts;
+    writer_submit(j);
+}
+
 /* Rooms a reader makes exist cost the worker memory and a window: one
  * address may make at most PGCHAT_ADDR_ROOMS a minute exist here (bursts
  * as large), or its readers could crowd out every other room. Returns 0,
@@ -436,6 +462,7 @@ static const struct route {
     {"join", REQ_GET | REQ_POST, 1, 1, handle_join},
     {"part", REQ_GET | REQ_POST, 1, 1, handle_part},
     {"send", REQ_GET | REQ_POST, 1, 1, handle_send},
+    {"delete", REQ_POST, 1, 1, handle_delete},
     {"recv", REQ_GET | REQ_HEAD, 0, 1, handle_recv},
     {"events", REQ_GET, 0, 1, handle_events},
     {"healthz", REQ_GET | REQ_HEAD, 0, 0, handle_healthz},

@@ -85,6 +85,23 @@ store_part(struct pg *p, const char *token, const char *room)
     return 0;
 }
 
+int64_t
+store_delete(struct pg *p, const char *room, int64_t ts, const char *by)
+{
+    char v_ts[24];
+    const char *params[] = {room, v_ts, by};
+    struct pg_res *res;
+    int64_t out;
+
+    snprintf(v_ts, sizeof(v_ts), "%lld", (long long)ts);
+    res = exec1(p, "delete", "SELECT chat_delete($1, $2, $3)", 3, params);
+    if (!res)
+        return -1;
+    out = strtoll(pg_value(res, 0, 0), NULL, 10);
+    pg_res_free(res);
+    return out;
+}
+
 char **
 store_who(struct pg *p, const char *room, size_t *n)
 {

@@ -42,6 +42,12 @@ enum store_join store_join(struct pg *p, struct store_join_args *a);
 /* Ends the session, if there is one. Returns 0, or -1 on a database error. */
 int store_part(struct pg *p, const char *token, const char *room);
 
+/* A moderator (by) deletes the msg at ts in room: its row becomes a
+ * tombstone and a 'delete' notice is stored. Returns the notice's
+ * timestamp, 0 when there is no such msg, -1 on a database error. */
+int64_t store_delete(struct pg *p, const char *room, int64_t ts,
+                     const char *by);
+
 /* Returns the nicks of a room, sorted, as a NULL-terminated array that the
  * caller frees with store_strv_free(); *n gets the count. NULL on error. */
 char **store_who(struct pg *p, const char *room, size_t *n);

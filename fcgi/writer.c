@@ -93,6 +93,27 @@ do_join(struct job *j)
     }
 }
 
+/* A moderator's delete: 404 when there is no such msg (any more). */
+static void
+do_delete(struct job *j)
+{
+    int64_t ts = store_delete(writer.pg, j->room, j->before, j->nick);
+    size_t len;
+    char *body;
+
+    if (ts < 0) {
+        job_error(j, 503, REQ_DB_DOWN);
+        return;
+    }
+    if (ts == 0) {
+        job_error(j, 404, "No such message");
+        return;
+    }
+    body = views_sent(rss_current(), ts, &len);
+    job_reply(j, body, len);
+    free(body);
+}
+
 static void
 do_part(struct job *j)
 {
@@ -246,6 +267,9 @@ run_batch(void *arg, struct job *list)
             break;
         case WRITER_STATS:
             do_stats(j);
+            break;
+        case WRITER_DELETE:
+            do_delete(j);
             break;
         case WRITER_SEND:
             if (!allowed(j)) {

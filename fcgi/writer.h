@@ -16,6 +16,7 @@ enum writer_job {
     WRITER_WHO,
     WRITER_SEND,
     WRITER_STATS,
+    WRITER_DELETE, /* a moderator's: j->before is the message's ts */
 };
 
 /* Starts the thread and its database connection. Returns 0 or -1. */

@@ -57,6 +57,7 @@ async function loadOlderPage() {
   for (const m of r.data.messages) {
     const ts = Number(m && m.timestamp);
     if (!Number.isFinite(ts) || ts >= firstTs) continue;
+    if (m.type === 'delete') continue; // the page holds the tombstone it names
     const d = new Date(ts).toDateString();
     if (day !== null && d !== day) frag.append(dayDivider(new Date(ts)));
     day = d;
@@ -117,7 +118,7 @@ export async function runSearch() {
   const terms = searchTerms(q);
   const frag = document.createDocumentFragment();
   for (const m of r.data.messages) {
-    if (m && typeof m === 'object' && Number.isFinite(Number(m.timestamp))) frag.append(renderResult(m, terms, jumpTo));
+    if (m && typeof m === 'object' && m.type !== 'delete' && Number.isFinite(Number(m.timestamp))) frag.append(renderResult(m, terms, jumpTo));
   }
   el.searchResults.replaceChildren(frag);
   const n = el.searchResults.childElementCount;

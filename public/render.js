@@ -123,7 +123,7 @@ function nickElement(nick) {
 /** The li.line of message m at timestamp ts, as `me` (our nick) sees it:
  *  .self for our own, .mention for another's that names us. */
 export function renderLine(m, ts, me) {
-  const type = m.type === 'join' || m.type === 'part' ? m.type : 'msg';
+  const type = ['join', 'part', 'deleted'].includes(m.type) ? m.type : 'msg';
   const nick = String(m.nick ?? '');
   const d = new Date(ts);
 
@@ -138,6 +138,8 @@ export function renderLine(m, ts, me) {
     appendLinkified(textEl, text);
     if (nick === me) li.classList.add('self');
     else if (me && text.toLowerCase().includes(me.toLowerCase())) li.classList.add('mention');
+  } else if (type === 'deleted') {
+    textEl.textContent = 'message deleted by a moderator'; // its text is gone
   } else {
     textEl.textContent = type === 'join' ? 'joined the room' : 'left the room';
     if (nick === me) li.classList.add('self');

@@ -198,6 +198,13 @@ function insertRows(rows) {
   el.log.insertBefore(frag, anchor);
 }
 
+/** The line of the message at ts, if shown, becomes its tombstone. */
+function buryLine(ts) {
+  const li = el.log.querySelector(`:scope > li.line[data-ts="${ts}"]`);
+  if (!Number.isFinite(ts) || !li) return;
+  li.replaceWith(renderLine({ type: 'deleted', nick: li.querySelector('.nick')?.textContent }, ts, state.nick));
+}
+
 /**
  * Shows the messages after state.since (the rest are copies, dropped) and
  * moves the cursor on; a message of ours replaces its pending line. gap:
@@ -218,6 +225,10 @@ export function handleMessages(messages, gap) {
     const ts = Number(m.timestamp);
     if (!Number.isFinite(ts) || ts <= state.since) continue; // dedupe
     state.since = ts;
+    if (m.type === 'delete') { // a moderator's: the line it names loses its text
+      buryLine(Number(m.text));
+      continue;
+    }
     if (typeof m.mid === 'string' && state.pending.has(m.mid)) {
       state.pending.get(m.mid).remove(); // delivered: the real line replaces it
       state.pending.delete(m.mid);

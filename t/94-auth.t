@@ -13,8 +13,12 @@
 # - a room outside the user's X-Pgchat-Rooms is 403 JSON on every
 #   endpoint that names a room (/events, /history and /search too); a
 #   user without a list may use any room;
-# - a user name or a room list the site gets wrong is a 502 JSON that
-#   names the header;
+# - a user name, a room list or a role the site gets wrong is a 502 JSON
+#   that names the header;
+# - a moderator (X-Pgchat-Role: moderator) deletes a message: it becomes a
+#   tombstone (type "deleted", no text) in /recv, whether answered from a
+#   worker's window or the database, in /history, and /search finds it no
+#   more; a 'delete' notice goes to the room; anyone else is 403;
 # - the answer is cached per cookie: 100 polls cost the site at most a
 #   few requests (counted by the example), against one each without the
 #   cache; a site that does not answer is 500 JSON.
@@ -42,6 +46,8 @@ tok-bob       bob
 tok-bad       not/a/nick
 tok-rooms     carol       lobby,bad;room
 tok-dave      dave
+tok-mod       mona        role=moderator
+tok-badrole   rita        role=admin
 USERS
 my $app_port = Stack::free_port();
 my $app = start_group("$dir/app.log", "$dir/app.log", {},
@@ -140,6 +146,64 @@ for my $path (@chat) {
     is($st, 502, 'a room list with a bad name in it: 502');
     like($json && $json->{error}, qr/Bad X-Pgchat-Rooms from the login service/, '  naming the header')
         or diag($raw);
+}
+
+# --- moderation -------------------------------------------------------------
+sub post_as {
+    my ($stack, $path, $tok, $form) = @_;
+    return $stack->request('POST', $path, {
+        headers => {Cookie => "appsession=$tok",
+                    'Content-Type' => 'application/x-www-form-urlencoded'},
+        content => $form});
+}
+{
+    my ($st, $json) = ask($s, "/send?id=$id{alice2}&text=secret+plan", 'tok-alice');
+    is($st, 200, 'alice says something to delete');
+    my $ts = $json->{timestamp};
+    # Every worker's window holds it: read it from each (round robin is
+    # not promised, so ask until both have answered, bounded).
+    my %seen;
+    for (1 .. 40) {
+        my ($rst, $rjson) = ask($s, '/recv?since=0', 'tok-mod');
+        $seen{$rjson->{messages}[-1]{text} // ''}++ if $rst == 200;
+    }
+    ok($seen{'secret plan'}, 'readers have read it');
+
+    ($st, $json) = post_as($s, '/delete', 'tok-alice', "ts=$ts");
+    is($st, 403, 'a user who is no moderator cannot delete');
+    is($json && $json->{error}, 'Moderators only', '  JSON saying so');
+    ($st, $json) = post_as($s, '/delete', 'tok-badrole', "ts=$ts");
+    is($st, 502, 'a role that is neither moderator nor user: 502');
+    like($json && $json->{error}, qr/Bad X-Pgchat-Role from the login service/, '  naming the header');
+    ($st, $json) = post_as($s, '/delete', 'tok-mod', "ts=x$ts");
+    is($st, 400, 'a ts that is no number: 400');
+
+    ($st, $json) = post_as($s, '/delete', 'tok-mod', "ts=$ts");
+    is($st, 200, 'the moderator deletes it');
+    my $notice = $json->{timestamp};
+    ok($notice > $ts, '  and the notice comes after it');
+    ($st, $json) = ask($s, "/recv?since=$ts", 'tok-bob');
+    is_deeply([map { [$_->{nick}, $_->{type}, $_->{text}] } @{$json->{messages}}],
+              [['mona', 'delete', "$ts"]], 'a reader past it gets the notice naming it');
+    my $leak = 0;
+    my $tomb = 0;
+    for (1 .. 40) {
+        my ($rst, $rjson, $raw) = ask($s, '/recv?since=0', 'tok-bob');
+        $leak++ if $raw =~ /secret plan/;
+        $tomb++ if grep { $_->{timestamp} == $ts && $_->{type} eq 'deleted'
+                          && !exists $_->{text} } @{$rjson->{messages} // []};
+    }
+    is($leak, 0, 'no reader from before it is given its text again');
+    is($tomb, 40, '  each is given the tombstone');
+    ($st, $json) = ask($s, "/history", 'tok-bob');
+    my ($h) = grep { $_->{timestamp} == $ts } @{$json->{messages}};
+    is($h && $h->{type}, 'deleted', '/history shows the tombstone');
+    ok($h && !exists $h->{text}, '  without its text');
+    ($st, $json) = ask($s, "/search?q=secret", 'tok-bob');
+    is_deeply($json->{messages}, [], '/search finds it no more');
+    ($st, $json) = post_as($s, '/delete', 'tok-mod', "ts=$ts");
+    is($st, 404, 'a second delete: 404');
+    is($json && $json->{error}, 'No such message', '  JSON saying so');
 }
 
 # --- the cache ----------------------------------------------------------------
