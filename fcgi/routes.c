@@ -241,6 +241,44 @@ handle_delete(struct req *r)
     writer_submit(j);
 }
 
+/* POST /ban?room=R&user=U and /unban: a moderator bans the site's user U
+ * from the room (its sessions there end, its joins are refused), or lifts
+ * the ban. */
+static void
+handle_ban(struct req *r, int kind)
+{
+    const char *user = req_param(r, "user"), *room;
+    struct job *j;
+    int mod;
+
+    if (take_room(r, &room) < 0 || (mod = auth_moderator(r)) < 0)
+        return;
+    if (!mod) {
+        req_error(r, 403, "Moderators only");
+        return;
+    }
+    if (!user || !valid_nick(user, strlen(user))) {
+        req_error(r, 400, "Bad user");
+        return;
+    }
+    j = job_new(r, kind, room);
+    j->login = user;
+    j->nick = req_env(r, "PGCHAT_USER"); /* checked in handle() */
+    writer_submit(j);
+}
+
+static void
+handle_ban_user(struct req *r)
+{
+    handle_ban(r, WRITER_BAN);
+}
+
+static void
+handle_unban_user(struct req *r)
+{
+    handle_ban(r, WRITER_UNBAN);
+}
+
 /* Rooms a reader makes exist cost the worker memory and a window: one
  * address may make at most PGCHAT_ADDR_ROOMS a minute exist here (bursts
  * as large), or its readers could crowd out every other room. Returns 0,
@@ -463,6 +501,8 @@ static const struct route {
     {"part", REQ_GET | REQ_POST, 1, 1, handle_part},
     {"send", REQ_GET | REQ_POST, 1, 1, handle_send},
     {"delete", REQ_POST, 1, 1, handle_delete},
+    {"ban", REQ_POST, 1, 1, handle_ban_user},
+    {"unban", REQ_POST, 1, 1, handle_unban_user},
     {"recv", REQ_GET | REQ_HEAD, 0, 1, handle_recv},
     {"events", REQ_GET, 0, 1, handle_events},
     {"healthz", REQ_GET | REQ_HEAD, 0, 0, handle_healthz},

@@ -61,6 +61,8 @@ store_join(struct pg *p, struct store_join_args *a)
         rc = STORE_FULL;
     else if (strcmp(v, "addr_full") == 0)
         rc = STORE_ADDR_FULL;
+    else if (strcmp(v, "banned") == 0)
+        rc = STORE_BANNED;
     else if (strncmp(v, "wait:", 5) == 0) {
         rc = STORE_WAIT;
         a->wait_seconds = atoi(v + 5);
@@ -100,6 +102,36 @@ store_delete(struct pg *p, const char *room, int64_t ts, const char *by)
     out = strtoll(pg_value(res, 0, 0), NULL, 10);
     pg_res_free(res);
     return out;
+}
+
+int
+store_ban(struct pg *p, const char *room, const char *login, const char *by)
+{
+    const char *params[] = {room, login, by};
+    struct pg_res *res =
+        exec1(p, "ban", "SELECT chat_ban($1, $2, $3)", 3, params);
+    int n;
+
+    if (!res)
+        return -1;
+    n = atoi(pg_value(res, 0, 0));
+    pg_res_free(res);
+    return n;
+}
+
+int
+store_unban(struct pg *p, const char *room, const char *login)
+{
+    const char *params[] = {room, login};
+    struct pg_res *res =
+        exec1(p, "unban", "SELECT chat_unban($1, $2)", 2, params);
+    int was;
+
+    if (!res)
+        return -1;
+    was = strcmp(pg_value(res, 0, 0), "t") == 0;
+    pg_res_free(res);
+    return was;
 }
 
 char **

@@ -23,6 +23,7 @@ enum store_join {
     STORE_FULL,      /* the room has room_cap sessions */
     STORE_ADDR_FULL, /* the address has addr_cap sessions in that room */
     STORE_WAIT,      /* the address made rooms_per_minute rooms a minute */
+    STORE_BANNED,    /* a moderator has banned the login from the room */
     STORE_ERROR,
 };
 
@@ -47,6 +48,13 @@ int store_part(struct pg *p, const char *token, const char *room);
  * timestamp, 0 when there is no such msg, -1 on a database error. */
 int64_t store_delete(struct pg *p, const char *room, int64_t ts,
                      const char *by);
+
+/* A moderator (by) bans login from room, ending its sessions there;
+ * store_unban lifts that. Return the sessions ended (ban) or 1 when
+ * there was a ban, 0 when there was none (unban); -1 on a database error. */
+int store_ban(struct pg *p, const char *room, const char *login,
+              const char *by);
+int store_unban(struct pg *p, const char *room, const char *login);
 
 /* Returns the nicks of a room, sorted, as a NULL-terminated array that the
  * caller frees with store_strv_free(); *n gets the count. NULL on error. */

@@ -83,6 +83,9 @@ do_join(struct job *j)
     case STORE_ADDR_FULL:
         job_error(j, 403, "Too many sessions from your address");
         break;
+    case STORE_BANNED:
+        job_error(j, 403, "Banned from this room");
+        break;
     case STORE_WAIT:
         job_error_retry(j, 429, "Too many new rooms, slow down",
                         a.wait_seconds);
@@ -110,6 +113,29 @@ do_delete(struct job *j)
         return;
     }
     body = views_sent(rss_current(), ts, &len);
+    job_reply(j, body, len);
+    free(body);
+}
+
+/* A moderator's ban or unban; an unban of nobody banned: 404. */
+static void
+do_ban(struct job *j)
+{
+    int rc = j->kind == WRITER_BAN
+                 ? store_ban(writer.pg, j->room, j->login, j->nick)
+                 : store_unban(writer.pg, j->room, j->login);
+    size_t len;
+    char *body;
+
+    if (rc < 0) {
+        job_error(j, 503, REQ_DB_DOWN);
+        return;
+    }
+    if (j->kind == WRITER_UNBAN && rc == 0) {
+        job_error(j, 404, "Not banned");
+        return;
+    }
+    body = views_rss(rss_current(), &len);
     job_reply(j, body, len);
     free(body);
 }
@@ -270,6 +296,10 @@ run_batch(void *arg, struct job *list)
             break;
         case WRITER_DELETE:
             do_delete(j);
+            break;
+        case WRITER_BAN:
+        case WRITER_UNBAN:
+            do_ban(j);
             break;
         case WRITER_SEND:
             if (!allowed(j)) {

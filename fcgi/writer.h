@@ -17,6 +17,8 @@ enum writer_job {
     WRITER_SEND,
     WRITER_STATS,
     WRITER_DELETE, /* a moderator's: j->before is the message's ts */
+    WRITER_BAN,    /* a moderator's: j->login is banned from j->room */
+    WRITER_UNBAN,  /* ... and no more */
 };
 
 /* Starts the thread and its database connection. Returns 0 or -1. */

@@ -19,6 +19,9 @@
 #   tombstone (type "deleted", no text) in /recv, whether answered from a
 #   worker's window or the database, in /history, and /search finds it no
 #   more; a 'delete' notice goes to the room; anyone else is 403;
+# - a moderator bans a user from a room: the user's sessions there end
+#   (a send is refused), a join is 403 until the ban is lifted; other
+#   rooms stay open to them;
 # - the answer is cached per cookie: 100 polls cost the site at most a
 #   few requests (counted by the example), against one each without the
 #   cache; a site that does not answer is 500 JSON.
@@ -204,6 +207,32 @@ sub post_as {
     ($st, $json) = post_as($s, '/delete', 'tok-mod', "ts=$ts");
     is($st, 404, 'a second delete: 404');
     is($json && $json->{error}, 'No such message', '  JSON saying so');
+}
+{
+    my ($st, $json) = post_as($s, '/ban', 'tok-alice', 'user=bob');
+    is($st, 403, 'a user who is no moderator cannot ban');
+    ($st, $json) = post_as($s, '/ban', 'tok-mod', 'user=not/a/nick');
+    is($st, 400, 'a ban of a name that is no user: 400');
+    is($json && $json->{error}, 'Bad user', '  JSON saying so');
+    ($st, $json) = post_as($s, '/ban', 'tok-mod', 'user=bob');
+    is($st, 200, 'the moderator bans bob from the lobby');
+    ($st, $json) = ask($s, "/send?id=$id{bob2}&text=still+here", 'tok-bob');
+    is($st, 400, '  his session is gone: a send is refused');
+    ($st, $json) = ask($s, '/who', 'tok-alice');
+    is_deeply($json->{nicks}, ['alice'], '  and he is not in /who');
+    is($s->sql(q{SELECT count(*) FROM messages WHERE room = 'lobby' AND nick = 'bob' AND type = 'part'}), 1,
+       '  one part message for his two sessions');
+    ($st, $json) = ask($s, '/join', 'tok-bob');
+    is($st, 403, 'his join is refused');
+    is($json && $json->{error}, 'Banned from this room', '  JSON saying so');
+    ($st) = ask($s, '/join?room=alpha', 'tok-bob');
+    is($st, 200, 'another room is still open to him');
+    ($st) = post_as($s, '/unban', 'tok-mod', 'user=bob');
+    is($st, 200, 'the moderator lifts the ban');
+    ($st, $json) = post_as($s, '/unban', 'tok-mod', 'user=bob');
+    is($st, 404, 'a second unban: 404');
+    ($st) = ask($s, '/join', 'tok-bob');
+    is($st, 200, 'bob joins the lobby again');
 }
 
 # --- the cache ----------------------------------------------------------------
