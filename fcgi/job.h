@@ -16,7 +16,8 @@ struct job {
     struct req *req; /* owned until answered */
     int kind;        /* the owning thread's: enum writer_job, archive_job */
     const char *room, *nick, *id, *text, *addr;
-    const char *login; /* a join's user from the site (auth.h); NULL: none */
+    const char *login; /* the site's user (auth.h) of a join, send or part;
+                        * a ban's banned user; NULL: none */
     const char *mid;   /* a send's; NULL: none */
     int64_t before;    /* a read's cursor */
     const char *query; /* a search's */

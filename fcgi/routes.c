@@ -58,6 +58,15 @@ session_id(const struct req *r)
     return id ? id : req_param(r, "id");
 }
 
+/* Behind a site's login, the user a session id must belong to for this
+ * request to use it (the writer refuses another's with 403); NULL
+ * otherwise. Borrowed from r; handle() has checked it. */
+static const char *
+session_owner(const struct req *r)
+{
+    return auth_required(r) ? req_env(r, "PGCHAT_USER") : NULL;
+}
+
 /* Writes into buf the origin of the pages this request's own site
  * serves, as a browser writes it: scheme://host, and :port unless it is
  * the scheme's default. A Host without a port (nginx's $host has none)
@@ -168,6 +177,7 @@ handle_part(struct req *r)
     }
     j = job_new(r, WRITER_PART, room);
     j->id = id;
+    j->login = session_owner(r);
     req_session_cookie(r, room, NULL, j->cookie, sizeof(j->cookie));
     writer_submit(j);
 }
@@ -210,6 +220,7 @@ handle_send(struct req *r)
     }
     j = job_new(r, WRITER_SEND, room);
     j->id = id;
+    j->login = session_owner(r);
     j->text = text;
     j->mid = mid;
     writer_submit(j);

@@ -235,6 +235,34 @@ store_send(struct pg *p, const char *const *tokens, const char *const *rooms,
 }
 
 int
+store_foreign(struct pg *p, const char *const *tokens,
+              const char *const *logins, size_t n, int *foreign)
+{
+    char *a_tokens = store_array_literal(tokens, n);
+    char *a_logins = store_array_literal(logins, n);
+    const char *params[] = {a_tokens, a_logins};
+    struct pg_res *res =
+        pg_exec(p, "SELECT chat_foreign_sessions($1::text[], $2::text[])", 2,
+                params, NULL);
+
+    memset(foreign, 0, n * sizeof(*foreign));
+    free(a_tokens);
+    free(a_logins);
+    if (!res) {
+        log_error("cannot check whose sessions: %s", pg_error(p));
+        return -1;
+    }
+    for (int i = 0; i < pg_rows(res); i++) {
+        long pos = strtol(pg_value(res, i, 0), NULL, 10);
+
+        if (pos >= 1 && (size_t)pos <= n)
+            foreign[pos - 1] = 1;
+    }
+    pg_res_free(res);
+    return 0;
+}
+
+int
 store_touch(struct pg *p, const char *const *tokens, size_t n)
 {
     char *a_tokens = store_array_literal(tokens, n);

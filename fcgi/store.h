@@ -70,6 +70,12 @@ int store_send(struct pg *p, const char *const *tokens,
                const char *const *rooms, const char *const *texts,
                const char *const *mids, size_t n, int64_t *ts);
 
+/* Behind a site's login: sets foreign[i] to 1 where tokens[i] names a
+ * session of another login than logins[i] (or of none), else 0. An id
+ * that names no session is 0. Returns 0, or -1 on a database error. */
+int store_foreign(struct pg *p, const char *const *tokens,
+                  const char *const *logins, size_t n, int *foreign);
+
 /* Marks sessions as active now. Returns 0, or -1 on error. */
 int store_touch(struct pg *p, const char *const *tokens, size_t n);
 

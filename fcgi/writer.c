@@ -140,12 +140,34 @@ do_ban(struct job *j)
     free(body);
 }
 
+#define NOT_YOURS "Not your session"
+
+/* Behind a site's login, whether j's session id belongs to another login:
+ * 1 (answered 403), 0 (go on), -1 (answered 503). */
+static int
+refuse_foreign(struct job *j)
+{
+    int foreign;
+
+    if (!j->login)
+        return 0;
+    if (store_foreign(writer.pg, &j->id, &j->login, 1, &foreign) < 0) {
+        job_error(j, 503, REQ_DB_DOWN);
+        return -1;
+    }
+    if (foreign)
+        job_error(j, 403, NOT_YOURS);
+    return foreign;
+}
+
 static void
 do_part(struct job *j)
 {
     size_t len;
     char *body;
 
+    if (refuse_foreign(j) != 0)
+        return;
     if (store_part(writer.pg, j->id, j->room) < 0) {
         job_error(j, 503, REQ_DB_DOWN);
         return;
@@ -198,18 +220,59 @@ do_stats(struct job *j)
     free(body);
 }
 
+/* Behind a site's login: answers 403 (or 503) to every send in sends
+ * whose session id belongs to another login, and removes it. Returns how
+ * many are left. */
+static size_t
+drop_foreign(struct job **sends, size_t n)
+{
+    const char **tokens, **logins;
+    int *foreign, rc;
+    size_t left = 0;
+
+    if (!sends[0]->login) /* one mode for the whole responder */
+        return n;
+    tokens = xcalloc(n, sizeof(*tokens));
+    logins = xcalloc(n, sizeof(*logins));
+    foreign = xcalloc(n, sizeof(*foreign));
+    for (size_t i = 0; i < n; i++) {
+        tokens[i] = sends[i]->id;
+        logins[i] = sends[i]->login;
+    }
+    rc = store_foreign(writer.pg, tokens, logins, n, foreign);
+    for (size_t i = 0; i < n; i++) {
+        if (rc < 0)
+            job_error(sends[i], 503, REQ_DB_DOWN);
+        else if (foreign[i])
+            job_error(sends[i], 403, NOT_YOURS);
+        else
+            sends[left++] = sends[i];
+    }
+    free(tokens);
+    free(logins);
+    free(foreign);
+    return left;
+}
+
 /* Takes the n jobs in sends: stores them in one transaction. */
 static void
 do_sends(struct job **sends, size_t n)
 {
-    const char **tokens = xcalloc(n, sizeof(*tokens));
-    const char **rooms = xcalloc(n, sizeof(*rooms));
-    const char **texts = xcalloc(n, sizeof(*texts));
-    const char **mids = xcalloc(n, sizeof(*mids));
-    int64_t *ts = xcalloc(n, sizeof(*ts));
-    char **touched = xcalloc(n, sizeof(*touched));
+    const char **tokens, **rooms, **texts, **mids;
+    int64_t *ts;
+    char **touched;
     size_t ntouched = 0;
     int rc;
+
+    n = drop_foreign(sends, n);
+    if (!n)
+        return;
+    tokens = xcalloc(n, sizeof(*tokens));
+    rooms = xcalloc(n, sizeof(*rooms));
+    texts = xcalloc(n, sizeof(*texts));
+    mids = xcalloc(n, sizeof(*mids));
+    ts = xcalloc(n, sizeof(*ts));
+    touched = xcalloc(n, sizeof(*touched));
 
     for (size_t i = 0; i < n; i++) {
         tokens[i] = sends[i]->id;

@@ -9,7 +9,8 @@
 # - the nick is the site's user: a join asking for another nick, or
 #   sending X-Pgchat-User, gets the user's; two users with two sessions
 #   each are two people in /who, with one join message each, and a part
-#   of one of two sessions stores no part;
+#   of one of two sessions stores no part; a session id used by another
+#   user (to send or part) is 403 JSON;
 # - a room outside the user's X-Pgchat-Rooms is 403 JSON on every
 #   endpoint that names a room (/events, /history and /search too); a
 #   user without a list may use any room;
@@ -117,6 +118,18 @@ isnt($id{alice1}, $id{alice2}, 'alice has two sessions');
     ($st, $json) = ask($s, "/send?id=$id{alice2}&text=hello", 'tok-alice', 'X-Pgchat-User' => 'bob');
     is($st, 200, 'alice sends with X-Pgchat-User: bob');
     is($s->sql(q{SELECT nick FROM messages WHERE type = 'msg'}), 'alice', '  and the message is hers');
+    # A session id is good only in its own login's hands: bob holding
+    # alice's id can neither speak as her nor end her session.
+    ($st, $json) = ask($s, "/send?id=$id{alice2}&text=as+alice", 'tok-bob');
+    is($st, 403, "bob sends with alice's session id: 403");
+    is($json && $json->{error}, 'Not your session', '  JSON saying so');
+    ($st, $json) = ask($s, "/part?id=$id{alice2}", 'tok-bob');
+    is($st, 403, "bob parts alice's session: 403");
+    is($s->sql(qq{SELECT count(*) FROM sessions WHERE login = 'alice'}), 2, '  and both of hers are left');
+    ($st, $json) = ask($s, "/send?id=$id{bob1}&text=as+bob", 'tok-bob');
+    is($st, 200, '  his own id still sends');
+    is($s->sql(q{SELECT string_agg(nick || ':' || text, ' ' ORDER BY ts) FROM messages WHERE type = 'msg'}),
+       'alice:hello bob:as bob', '  and nothing was stored as alice');
     ($st) = ask($s, "/part?id=$id{alice1}", 'tok-alice');
     is($st, 200, 'alice parts one session');
     ($st, $json) = ask($s, '/who', 'tok-bob');
