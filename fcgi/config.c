@@ -61,8 +61,8 @@ config_load(void)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     long workers, batch_ms, batch_readers, max_message, rate_limit,
         room_sessions;
-    long send_rate, send_burst, retention, addr_sessions, addr_rooms,
-        addr_reads;
+    long send_rate, send_burst, retention, delete_window, addr_sessions,
+        addr_rooms, addr_reads;
     int session_ms;
     const char *mode;
 
@@ -126,12 +126,14 @@ config_load(void)
         integer("PGCHAT_ADDR_READS", 4, 0, 10000000, &addr_reads) < 0 ||
         seconds_ms("PGCHAT_DB_TIMEOUT", 5, 0.1, 600, &config.db_timeout_ms) <
             0 ||
-        integer("MESSAGE_RETENTION", 0, 0, 100000, &retention) < 0)
+        integer("MESSAGE_RETENTION", 0, 0, 100000, &retention) < 0 ||
+        integer("PGCHAT_DELETE_WINDOW", 300, 0, 86400, &delete_window) < 0)
         return -1;
     config.addr_sessions = rate_limit ? (int)addr_sessions : 0;
     config.addr_rooms = rate_limit ? (int)addr_rooms : 0;
     config.addr_reads = rate_limit ? (int)addr_reads : 0;
     config.retention_days = (int)retention;
+    config.delete_window_s = (int)delete_window;
     config.rate_limit = (int)rate_limit;
     config.send_rate = (double)send_rate;
     config.send_burst = (double)send_burst;

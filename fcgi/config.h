@@ -30,11 +30,12 @@ struct config {
                                        * address may make a worker hold; 0:
                                        * no cap */
     int room_sessions;                /* PGCHAT_ROOM_SESSIONS: cap a room */
-    int addr_sessions;  /* PGCHAT_ADDR_SESSIONS: per address and room */
-    int db_timeout_ms;  /* PGCHAT_DB_TIMEOUT (s): bound on a database call */
-    int retention_days; /* MESSAGE_RETENTION: 0 keeps all */
-    int auth;           /* PGCHAT_AUTH=request: nginx names the user */
-    int64_t starttime;  /* ms since the epoch, set by main */
+    int addr_sessions;   /* PGCHAT_ADDR_SESSIONS: per address and room */
+    int db_timeout_ms;   /* PGCHAT_DB_TIMEOUT (s): bound on a database call */
+    int retention_days;  /* MESSAGE_RETENTION: 0 keeps all */
+    int auth;            /* PGCHAT_AUTH=request: nginx names the user */
+    int delete_window_s; /* PGCHAT_DELETE_WINDOW: an author's delete (s) */
+    int64_t starttime;   /* ms since the epoch, set by main */
 };
 
 /* Read-only once config_load() has returned. */

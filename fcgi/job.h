@@ -21,7 +21,8 @@ struct job {
     const char *mid;   /* a send's; NULL: none */
     int64_t before;    /* a read's cursor */
     const char *query; /* a search's */
-    int limit;         /* a read's page size */
+    int limit;         /* a read's page size; a ban's minutes (0: no end) */
+    int moderator;     /* the site says the user moderates (auth.h) */
     char *token;       /* owned: a new session's */
     char cookie[256];  /* the Set-Cookie line a join or part answers with */
     char client[48];   /* the client's address, copied: the archive counts

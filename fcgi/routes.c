@@ -226,8 +226,10 @@ handle_send(struct req *r)
     writer_submit(j);
 }
 
-/* POST /delete?room=R&ts=T: a moderator (the site's X-Pgchat-Role)
- * deletes the message at T; it stays as a tombstone. */
+/* POST /delete?room=R&ts=T: a moderator (the site's X-Pgchat-Role, or
+ * the database's moderators), or the author within PGCHAT_DELETE_WINDOW,
+ * deletes the message at T; it stays as a tombstone. The writer decides
+ * who may. */
 static void
 handle_delete(struct req *r)
 {
@@ -238,7 +240,7 @@ handle_delete(struct req *r)
 
     if (take_room(r, &room) < 0 || (mod = auth_moderator(r)) < 0)
         return;
-    if (!mod) {
+    if (!auth_required(r)) { /* nobody is anybody without a login */
         req_error(r, 403, "Moderators only");
         return;
     }
@@ -249,22 +251,28 @@ handle_delete(struct req *r)
     j = job_new(r, WRITER_DELETE, room);
     j->nick = req_env(r, "PGCHAT_USER"); /* checked in handle() */
     j->before = v_ts;
+    j->moderator = mod;
     writer_submit(j);
 }
 
-/* POST /ban?room=R&user=U and /unban: a moderator bans the site's user U
- * from the room (its sessions there end, its joins are refused), or lifts
- * the ban. */
+#define BAN_MINUTES_MAX (366 * 24 * 60)
+
+/* POST /ban?room=R&user=U&minutes=M and /unban: a moderator (the site's
+ * word or the database's; the writer decides) bans the site's user U from
+ * the room for M minutes (none: until lifted), its sessions there ending
+ * and its joins and sends refused, or lifts the ban. */
 static void
 handle_ban(struct req *r, int kind)
 {
     const char *user = req_param(r, "user"), *room;
+    const char *minutes = req_param(r, "minutes");
+    int64_t v_minutes = 0;
     struct job *j;
     int mod;
 
     if (take_room(r, &room) < 0 || (mod = auth_moderator(r)) < 0)
         return;
-    if (!mod) {
+    if (!auth_required(r)) {
         req_error(r, 403, "Moderators only");
         return;
     }
@@ -272,9 +280,16 @@ handle_ban(struct req *r, int kind)
         req_error(r, 400, "Bad user");
         return;
     }
+    if (kind == WRITER_BAN && minutes &&
+        valid_number(minutes, 1, BAN_MINUTES_MAX, &v_minutes) < 0) {
+        req_error(r, 400, "Bad minutes");
+        return;
+    }
     j = job_new(r, kind, room);
     j->login = user;
     j->nick = req_env(r, "PGCHAT_USER"); /* checked in handle() */
+    j->moderator = mod;
+    j->limit = (int)v_minutes;
     writer_submit(j);
 }
 

@@ -21,11 +21,12 @@ static struct stats_all private_block;
 struct stats_all *stats_all = &private_block;
 
 static const char *const endpoints[STATS_ENDPOINTS] = {
-    "who",   "join",    "part",   "send",    "recv",   "events", "healthz",
-    "stats", "history", "search", "metrics", "limits", "other",
+    "who",    "join",    "part",   "send",    "delete", "ban",
+    "unban",  "recv",    "events", "healthz", "stats",  "history",
+    "search", "metrics", "limits", "other",
 };
 
-static const int codes[STATS_CODES - 1] = {200, 400, 403, 404, 405, 413,
+static const int codes[STATS_CODES - 1] = {200, 400, 401, 403, 404, 405, 413,
                                            414, 415, 429, 500, 502, 503};
 
 /* Upper bounds: sends per transaction, and seconds of a fan-out. */

@@ -19,8 +19,8 @@ struct stats {
 
 extern struct stats stats;
 
-#define STATS_ENDPOINTS 13 /* the routes, and "other" for the rest */
-#define STATS_CODES 13     /* the statuses we answer, and "other" */
+#define STATS_ENDPOINTS 16 /* the routes, and "other" for the rest */
+#define STATS_CODES 14     /* the statuses we answer, and "other" */
 #define STATS_BATCH_BUCKETS 9
 #define STATS_FANOUT_BUCKETS 12
 

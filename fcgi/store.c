@@ -88,50 +88,66 @@ store_part(struct pg *p, const char *token, const char *room)
 }
 
 int64_t
-store_delete(struct pg *p, const char *room, int64_t ts, const char *by)
+store_delete_as(struct pg *p, const char *room, int64_t ts, const char *by,
+                int moderator, int window_s)
 {
-    char v_ts[24];
-    const char *params[] = {room, v_ts, by};
+    char v_ts[24], v_window[16];
+    const char *params[] = {room, v_ts, by, moderator ? "t" : "f", v_window};
     struct pg_res *res;
     int64_t out;
 
     snprintf(v_ts, sizeof(v_ts), "%lld", (long long)ts);
-    res = exec1(p, "delete", "SELECT chat_delete($1, $2, $3)", 3, params);
+    snprintf(v_window, sizeof(v_window), "%d", window_s);
+    res = exec1(p, "delete",
+                "SELECT chat_delete_as($1, $2, $3, $4, "
+                "make_interval(secs => $5))",
+                5, params);
     if (!res)
         return -1;
     out = strtoll(pg_value(res, 0, 0), NULL, 10);
     pg_res_free(res);
-    return out;
+    return out < 0 ? -2 : out;
 }
 
 int
-store_ban(struct pg *p, const char *room, const char *login, const char *by)
+store_ban_as(struct pg *p, const char *room, const char *login, const char *by,
+             int moderator, int minutes, int unban)
 {
-    const char *params[] = {room, login, by};
-    struct pg_res *res =
-        exec1(p, "ban", "SELECT chat_ban($1, $2, $3)", 3, params);
+    char v_minutes[16];
+    const char *params[] = {room,
+                            login,
+                            by,
+                            moderator ? "t" : "f",
+                            minutes > 0 ? v_minutes : NULL,
+                            unban ? "t" : "f"};
+    struct pg_res *res;
     int n;
 
+    snprintf(v_minutes, sizeof(v_minutes), "%d", minutes);
+    res = exec1(p, "ban",
+                "SELECT chat_ban_as($1, $2, $3, $4, "
+                "make_interval(mins => $5::int), $6)",
+                6, params);
     if (!res)
         return -1;
     n = atoi(pg_value(res, 0, 0));
     pg_res_free(res);
-    return n;
+    return n < 0 ? -2 : n;
 }
 
 int
-store_unban(struct pg *p, const char *room, const char *login)
+store_banned(struct pg *p, const char *room, const char *login)
 {
-    const char *params[] = {room, login};
+    const char *params[] = {login, room};
     struct pg_res *res =
-        exec1(p, "unban", "SELECT chat_unban($1, $2)", 2, params);
-    int was;
+        exec1(p, "check a ban", "SELECT chat_is_banned($1, $2)", 2, params);
+    int banned;
 
     if (!res)
         return -1;
-    was = strcmp(pg_value(res, 0, 0), "t") == 0;
+    banned = strcmp(pg_value(res, 0, 0), "t") == 0;
     pg_res_free(res);
-    return was;
+    return banned;
 }
 
 char **

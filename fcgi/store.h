@@ -43,18 +43,26 @@ enum store_join store_join(struct pg *p, struct store_join_args *a);
 /* Ends the session, if there is one. Returns 0, or -1 on a database error. */
 int store_part(struct pg *p, const char *token, const char *room);
 
-/* A moderator (by) deletes the msg at ts in room: its row becomes a
+/* by asks to delete the msg at ts in room: allowed to a moderator (the
+ * site's word, moderator, or the database's moderators table) and to the
+ * message's author within window_s seconds of it: its row becomes a
  * tombstone and a 'delete' notice is stored. Returns the notice's
- * timestamp, 0 when there is no such msg, -1 on a database error. */
-int64_t store_delete(struct pg *p, const char *room, int64_t ts,
-                     const char *by);
+ * timestamp, 0 when there is no such msg, -2 when by may not, -1 on a
+ * database error. */
+int64_t store_delete_as(struct pg *p, const char *room, int64_t ts,
+                        const char *by, int moderator, int window_s);
 
-/* A moderator (by) bans login from room, ending its sessions there;
- * store_unban lifts that. Return the sessions ended (ban) or 1 when
- * there was a ban, 0 when there was none (unban); -1 on a database error. */
-int store_ban(struct pg *p, const char *room, const char *login,
-              const char *by);
-int store_unban(struct pg *p, const char *room, const char *login);
+/* by asks to ban login from room for minutes (0: until lifted), or with
+ * unban to lift the ban: allowed to a moderator (moderator, or the
+ * database's word). Returns the sessions ended (ban), 1 or 0 whether a ban
+ * in force was lifted (unban), -2 when by may not, -1 on a database
+ * error. */
+int store_ban_as(struct pg *p, const char *room, const char *login,
+                 const char *by, int moderator, int minutes, int unban);
+
+/* Returns 1 when login is banned from room now, 0 when not, -1 on a
+ * database error. */
+int store_banned(struct pg *p, const char *room, const char *login);
 
 /* Returns the nicks of a room, sorted, as a NULL-terminated array that the
  * caller frees with store_strv_free(); *n gets the count. NULL on error. */

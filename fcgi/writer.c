@@ -96,14 +96,20 @@ do_join(struct job *j)
     }
 }
 
-/* A moderator's delete: 404 when there is no such msg (any more). */
+/* A delete, by a moderator or the author: 404 when there is no such msg
+ * (any more), 403 when it is not the user's to delete. */
 static void
 do_delete(struct job *j)
 {
-    int64_t ts = store_delete(writer.pg, j->room, j->before, j->nick);
+    int64_t ts = store_delete_as(writer.pg, j->room, j->before, j->nick,
+                                 j->moderator, config.delete_window_s);
     size_t len;
     char *body;
 
+    if (ts == -2) {
+        job_error(j, 403, "Moderators only, or the author for a while");
+        return;
+    }
     if (ts < 0) {
         job_error(j, 503, REQ_DB_DOWN);
         return;
@@ -121,12 +127,15 @@ do_delete(struct job *j)
 static void
 do_ban(struct job *j)
 {
-    int rc = j->kind == WRITER_BAN
-                 ? store_ban(writer.pg, j->room, j->login, j->nick)
-                 : store_unban(writer.pg, j->room, j->login);
+    int rc = store_ban_as(writer.pg, j->room, j->login, j->nick, j->moderator,
+                          j->limit, j->kind == WRITER_UNBAN);
     size_t len;
     char *body;
 
+    if (rc == -2) {
+        job_error(j, 403, "Moderators only");
+        return;
+    }
     if (rc < 0) {
         job_error(j, 503, REQ_DB_DOWN);
         return;
@@ -294,6 +303,10 @@ do_sends(struct job **sends, size_t n)
             stats_add(&stats_all->messages_stored, 1);
             job_reply(sends[i], body, len);
             free(body);
+        } else if (sends[i]->login && store_banned(writer.pg, sends[i]->room,
+                                                   sends[i]->login) == 1) {
+            /* A ban ended the session: say why. */
+            job_error(sends[i], 403, "Banned from this room");
         } else {
             job_error(sends[i], 400, "No such session id");
         }

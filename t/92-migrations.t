@@ -201,6 +201,8 @@ my %documented = (
     schema_migrations => [qw(version applied_at)],
     chat_history     => [qw(room time nick type text ts)],
     chat_online      => [qw(room nick idle_seconds joined_at)],
+    chat_bans        => [qw(room login banned_by banned_at banned_until)],
+    moderators       => [qw(login room)],
 );
 for my $rel (sort keys %documented) {
     my @have = split /\n/, Stack::psql($full, qq{
@@ -212,7 +214,7 @@ for my $rel (sort keys %documented) {
 }
 is(Stack::psql($full, q{SELECT string_agg(table_name, ' ' ORDER BY table_name)
                         FROM information_schema.views WHERE table_schema = 'public'}),
-   'chat_history chat_online', 'the views are chat_history and chat_online');
+   'chat_bans chat_history chat_online', 'the views are chat_bans, chat_history and chat_online');
 # psql's \dt+ and \d+ show a table's comment (migrations/0010).
 my @bare = split /\n/, Stack::psql($full, q{
     SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -20,9 +20,13 @@
 #   tombstone (type "deleted", no text) in /recv, whether answered from a
 #   worker's window or the database, in /history, and /search finds it no
 #   more; a 'delete' notice goes to the room; anyone else is 403;
-# - a moderator bans a user from a room: the user's sessions there end
-#   (a send is refused), a join is 403 until the ban is lifted; other
-#   rooms stay open to them;
+#   the author may delete her own message for PGCHAT_DELETE_WINDOW, and a
+#   login in the moderators table is a moderator as the site's role is;
+#   /delete and 401 have their own lines in pgchat_requests_total;
+# - a moderator bans a user from a room, until lifted or for some minutes:
+#   the user's sessions there end, a send is 403 JSON "Banned from this
+#   room", a join is 403 until the ban is lifted or ends; other rooms stay
+#   open to them;
 # - the answer is cached per cookie: 100 polls cost the site at most a
 #   few requests (counted by the example), against one each without the
 #   cache; a site that does not answer is 500 JSON.
@@ -50,6 +54,7 @@ tok-bob       bob
 tok-bad       not/a/nick
 tok-rooms     carol       lobby,bad;room
 tok-dave      dave
+tok-olga      olga
 tok-mod       mona        role=moderator
 tok-badrole   rita        role=admin
 USERS
@@ -185,9 +190,9 @@ sub post_as {
     }
     ok($seen{'secret plan'}, 'readers have read it');
 
-    ($st, $json) = post_as($s, '/delete', 'tok-alice', "ts=$ts");
-    is($st, 403, 'a user who is no moderator cannot delete');
-    is($json && $json->{error}, 'Moderators only', '  JSON saying so');
+    ($st, $json) = post_as($s, '/delete', 'tok-bob', "ts=$ts");
+    is($st, 403, 'a user who is neither a moderator nor the author cannot delete');
+    is($json && $json->{error}, 'Moderators only, or the author for a while', '  JSON saying so');
     ($st, $json) = post_as($s, '/delete', 'tok-badrole', "ts=$ts");
     is($st, 502, 'a role that is neither moderator nor user: 502');
     like($json && $json->{error}, qr/Bad X-Pgchat-Role from the login service/, '  naming the header');
@@ -220,6 +225,28 @@ sub post_as {
     ($st, $json) = post_as($s, '/delete', 'tok-mod', "ts=$ts");
     is($st, 404, 'a second delete: 404');
     is($json && $json->{error}, 'No such message', '  JSON saying so');
+
+    # The author, within PGCHAT_DELETE_WINDOW (300 s); the database's
+    # moderators.
+    ($st, $json) = ask($s, "/send?id=$id{alice2}&text=oops", 'tok-alice');
+    my $oops = $json->{timestamp};
+    ($st, $json) = ask($s, "/send?id=$id{bob1}&text=rude+words", 'tok-bob');
+    my $rude = $json->{timestamp};
+    ($st) = post_as($s, '/delete', 'tok-alice', "ts=$rude");
+    is($st, 403, "alice cannot delete bob's message");
+    ($st) = post_as($s, '/delete', 'tok-alice', "ts=$oops");
+    is($st, 200, 'alice deletes her own, just sent');
+    ($st) = post_as($s, '/delete', 'tok-olga', "ts=$rude");
+    is($st, 403, 'olga, no moderator yet, cannot delete it');
+    $s->sql(q{INSERT INTO moderators (login, room) VALUES ('olga', 'lobby')});
+    ($st) = post_as($s, '/delete', 'tok-olga', "ts=$rude");
+    is($st, 200, 'named a moderator of the lobby in the database, he can');
+    is($s->sql(q{SELECT string_agg(type, ' ' ORDER BY ts) FROM messages WHERE ts IN (} . "$oops, $rude)"),
+       'deleted deleted', '  both are tombstones');
+    my $m = $s->metrics;
+    cmp_ok($m->{'pgchat_requests_total{endpoint="delete",code="403"}'} // 0, '>=', 3,
+           'the metric counts /delete by its name');
+    cmp_ok($m->{'pgchat_requests_total{endpoint="who",code="401"}'} // 0, '>=', 1, '  and 401 by its code');
 }
 {
     my ($st, $json) = post_as($s, '/ban', 'tok-alice', 'user=bob');
@@ -227,10 +254,14 @@ sub post_as {
     ($st, $json) = post_as($s, '/ban', 'tok-mod', 'user=not/a/nick');
     is($st, 400, 'a ban of a name that is no user: 400');
     is($json && $json->{error}, 'Bad user', '  JSON saying so');
+    ($st, $json) = post_as($s, '/ban', 'tok-mod', 'user=bob&minutes=0');
+    is($st, 400, 'a ban for 0 minutes: 400');
+    is($json && $json->{error}, 'Bad minutes', '  JSON saying so');
     ($st, $json) = post_as($s, '/ban', 'tok-mod', 'user=bob');
     is($st, 200, 'the moderator bans bob from the lobby');
     ($st, $json) = ask($s, "/send?id=$id{bob2}&text=still+here", 'tok-bob');
-    is($st, 400, '  his session is gone: a send is refused');
+    is($st, 403, '  his send is refused: 403');
+    is($json && $json->{error}, 'Banned from this room', '  JSON saying so');
     ($st, $json) = ask($s, '/who', 'tok-alice');
     is_deeply($json->{nicks}, ['alice'], '  and he is not in /who');
     is($s->sql(q{SELECT count(*) FROM messages WHERE room = 'lobby' AND nick = 'bob' AND type = 'part'}), 1,
@@ -244,8 +275,25 @@ sub post_as {
     is($st, 200, 'the moderator lifts the ban');
     ($st, $json) = post_as($s, '/unban', 'tok-mod', 'user=bob');
     is($st, 404, 'a second unban: 404');
-    ($st) = ask($s, '/join', 'tok-bob');
+    ($st, $json) = ask($s, '/join', 'tok-bob');
     is($st, 200, 'bob joins the lobby again');
+    my $bob = $json->{id};
+
+    # For a time, by a moderator the database names.
+    ($st) = post_as($s, '/ban', 'tok-olga', 'user=bob&minutes=10');
+    is($st, 200, 'olga, a moderator in the database, bans bob for 10 minutes');
+    is($s->sql(q{SELECT banned_by || ' ' || extract(epoch FROM banned_until - banned_at)::int FROM chat_bans WHERE login = 'bob'}),
+       'olga 600', '  chat_bans shows it, ending in 600 s');
+    ($st, $json) = ask($s, "/send?id=$bob&text=hi", 'tok-bob');
+    is($st, 403, "  bob's send: 403");
+    is($json && $json->{error}, 'Banned from this room', '  JSON saying so');
+    # Time is what is tested: the ban's end is moved to the past rather
+    # than waited for.
+    $s->sql(q{UPDATE bans SET banned_until = now() - interval '1 s' WHERE login = 'bob'});
+    ($st, $json) = ask($s, '/join', 'tok-bob');
+    is($st, 200, 'once it has ended, bob joins again');
+    ($st) = ask($s, "/send?id=$json->{id}&text=back", 'tok-bob');
+    is($st, 200, '  and sends');
 }
 
 # --- the cache ----------------------------------------------------------------
