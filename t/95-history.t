@@ -135,6 +135,18 @@ for my $d (@doctored) {
        'a read 2.9 s after the send is within the bound of a fault that ended 2 s before it');
     $h->{ops}[3]{t0} = 8.5;
     is(properties($h), 4, 'and 5.5 s after the fault ended it is not');
+    # Soak seed 98774821: a fresh read parked during a PostgreSQL restart
+    # was answered with a ping by its worker as a killed responder's
+    # workers went away; the ping is no stale answer.
+    $h->{ops}[3]{msgs} = [];
+    $h->{ops}[3]{ping} = 1;
+    $h->{ops}[3]{t0} = 2.5;
+    $h->{ops}[3]{t1} = 7;
+    $h->{faults} = [{kind => 'pg-immediate', t0 => 2.6, t1 => 5},
+                    {kind => 'kill-responder', t0 => 6.5, t1 => 6.9}];
+    is(properties($h), '', 'a read ended by a ping during faults claims nothing');
+    $h->{faults} = [];
+    is(properties($h), 4, 'but a ping to a reader behind, with no fault near, is stale');
 }
 {
     # A parked /recv held up by a paused responder (its parent and
