@@ -138,6 +138,7 @@ handle_join(struct req *r)
 {
     const char *nick = req_param(r, "nick"), *room, *login = NULL;
     struct job *j;
+    int mod;
 
     /* Behind a login the nick is the user's name, whatever was asked
      * for; handle() has checked it. */
@@ -147,11 +148,12 @@ handle_join(struct req *r)
         req_error(r, 400, "Bad nick.");
         return;
     }
-    if (take_room(r, &room) < 0)
+    if (take_room(r, &room) < 0 || (mod = auth_moderator(r)) < 0)
         return;
     j = job_new(r, WRITER_JOIN, room);
     j->nick = nick;
     j->login = login;
+    j->moderator = mod;
     j->addr = req_env(r, "REMOTE_ADDR");
     j->token = token_new();
     if (!j->token) {

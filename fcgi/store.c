@@ -136,6 +136,21 @@ store_ban_as(struct pg *p, const char *room, const char *login, const char *by,
 }
 
 int
+store_moderates(struct pg *p, const char *login, const char *room)
+{
+    const char *params[] = {login, room};
+    struct pg_res *res = exec1(p, "check a moderator",
+                               "SELECT chat_is_moderator($1, $2)", 2, params);
+    int yes;
+
+    if (!res)
+        return -1;
+    yes = strcmp(pg_value(res, 0, 0), "t") == 0;
+    pg_res_free(res);
+    return yes;
+}
+
+int
 store_banned(struct pg *p, const char *room, const char *login)
 {
     const char *params[] = {login, room};

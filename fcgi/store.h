@@ -60,6 +60,10 @@ int64_t store_delete_as(struct pg *p, const char *room, int64_t ts,
 int store_ban_as(struct pg *p, const char *room, const char *login,
                  const char *by, int moderator, int minutes, int unban);
 
+/* Returns 1 when the database names login a moderator of room, 0 when
+ * not, -1 on a database error. */
+int store_moderates(struct pg *p, const char *login, const char *room);
+
 /* Returns 1 when login is banned from room now, 0 when not, -1 on a
  * database error. */
 int store_banned(struct pg *p, const char *room, const char *login);

@@ -56,7 +56,7 @@ views_sent(long long rss, int64_t ts, size_t *len)
 
 char *
 views_join(const char *id, const char *nick, long long rss, int64_t starttime,
-           size_t *len)
+           int moderator, int delete_window_s, size_t *len)
 {
     json_object *root = json_object_new_object();
 
@@ -64,6 +64,11 @@ views_join(const char *id, const char *nick, long long rss, int64_t starttime,
     json_object_object_add(root, "nick", json_object_new_string(nick));
     json_object_object_add(root, "rss", json_object_new_int64(rss));
     json_object_object_add(root, "starttime", json_object_new_int64(starttime));
+    if (moderator)
+        json_object_object_add(root, "moderator", json_object_new_boolean(1));
+    if (delete_window_s > 0)
+        json_object_object_add(root, "delete_window",
+                               json_object_new_int(delete_window_s));
     return finish(root, len);
 }
 

@@ -20,9 +20,12 @@ char *views_rss(long long rss, size_t *len);
 /* {"rss":N,"timestamp":T}: a send's reply, T the stored message's. */
 char *views_sent(long long rss, int64_t ts, size_t *len);
 
-/* {"id":ID,"nick":NICK,"rss":N,"starttime":MS} */
+/* {"id":ID,"nick":NICK,"rss":N,"starttime":MS}, plus "moderator":true
+ * when moderator is set and "delete_window":S when delete_window_s > 0
+ * (behind a site's login: what the client may offer to delete). */
 char *views_join(const char *id, const char *nick, long long rss,
-                 int64_t starttime, size_t *len);
+                 int64_t starttime, int moderator, int delete_window_s,
+                 size_t *len);
 
 /* {"nicks":[...],"rss":N} */
 char *views_who(char *const *nicks, size_t n, long long rss, size_t *len);

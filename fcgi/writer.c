@@ -69,7 +69,12 @@ do_join(struct job *j)
 
     switch (store_join(writer.pg, &a)) {
     case STORE_JOINED:
+        /* Behind a login the reply says what the client may offer to
+         * delete; the database's moderators cost one more query. */
+        if (j->login && !j->moderator)
+            j->moderator = store_moderates(writer.pg, j->login, j->room) == 1;
         body = views_join(j->token, j->nick, rss_current(), config.starttime,
+                          j->moderator, j->login ? config.delete_window_s : 0,
                           &len);
         job_reply(j, body, len);
         free(body);

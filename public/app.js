@@ -98,6 +98,19 @@ import { autosize, restoreOutbox, sendMessage, setSendError } from './outbox.js'
 
 const SEARCH_DELAY_MS = 400;     // typing pauses this long: search
 
+/** A line's delete button (render.js; moderators, and an author for a
+ *  while): the server's 'delete' notice, in every page following the
+ *  room this one included, turns the line into its tombstone (view.js). */
+async function deleteLine(button) {
+  const ts = button.closest('li.line')?.dataset.ts;
+  if (!ts) return;
+  button.disabled = true;
+  const r = await request('delete', { form: { room: state.room, ts } });
+  if (r.ok) return;
+  button.disabled = false;
+  setSendError(r.data.error || `Could not delete (HTTP ${r.status}).`);
+}
+
 function onVisible() {
   if (!isHidden()) {
     if (state.unread) {
@@ -174,6 +187,10 @@ function init() {
       if (state.stuck && !el.chat.hidden) el.log.scrollTop = el.log.scrollHeight;
     }).observe(el.log);
   }
+  el.log.addEventListener('click', (e) => {
+    const b = e.target.closest && e.target.closest('button.delete-line');
+    if (b) deleteLine(b);
+  });
   el.newMessages.addEventListener('click', () => {
     scrollToBottom();
     el.input.focus();

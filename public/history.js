@@ -8,7 +8,7 @@
  * because pages only ever go before the first line shown.
  */
 
-import { state, HISTORY_PAGE, SEARCH_LIMIT, SEARCH_MAX_CHARS } from './state.js';
+import { state, canDelete, HISTORY_PAGE, SEARCH_LIMIT, SEARCH_MAX_CHARS } from './state.js';
 import { request, sleep } from './transport.js';
 import { dayDivider, renderLine, renderResult, searchTerms } from './render.js';
 import { applyServerInfo, el, endCatchUp, handleMessages, isAtBottom, setMore } from './view.js';
@@ -61,7 +61,7 @@ async function loadOlderPage() {
     const d = new Date(ts).toDateString();
     if (day !== null && d !== day) frag.append(dayDivider(new Date(ts)));
     day = d;
-    frag.append(renderLine(m, ts, state.nick));
+    frag.append(renderLine(m, ts, state.nick, canDelete(String(m.nick ?? ''), ts)));
   }
   // One divider where the page meets the lines below, if the day changes.
   const prev = first.previousElementSibling;

@@ -121,8 +121,9 @@ function nickElement(nick) {
 }
 
 /** The li.line of message m at timestamp ts, as `me` (our nick) sees it:
- *  .self for our own, .mention for another's that names us. */
-export function renderLine(m, ts, me) {
+ *  .self for our own, .mention for another's that names us; a msg line
+ *  gets a delete button when deletable (app.js handles its clicks). */
+export function renderLine(m, ts, me, deletable = false) {
   const type = ['join', 'part', 'deleted'].includes(m.type) ? m.type : 'msg';
   const nick = String(m.nick ?? '');
   const d = new Date(ts);
@@ -139,13 +140,22 @@ export function renderLine(m, ts, me) {
     if (nick === me) li.classList.add('self');
     else if (me && text.toLowerCase().includes(me.toLowerCase())) li.classList.add('mention');
   } else if (type === 'deleted') {
-    textEl.textContent = 'message deleted by a moderator'; // its text is gone
+    textEl.textContent = 'message deleted'; // its text is gone
   } else {
     textEl.textContent = type === 'join' ? 'joined the room' : 'left the room';
     if (nick === me) li.classList.add('self');
   }
 
   li.append(timeElement(d, hhmm(d)), ' ', nickElement(nick), ' ', textEl);
+  if (type === 'msg' && deletable) {
+    const del = document.createElement('button');
+    del.type = 'button';
+    del.className = 'delete-line';
+    del.textContent = '×';
+    del.title = 'Delete this message';
+    del.setAttribute('aria-label', 'Delete this message');
+    li.append(' ', del);
+  }
   return li;
 }
 

@@ -5,7 +5,7 @@
  * has lost the session.
  */
 
-import { state, resetSession, roomFromUrl, setUrlRoom, validateNick, validateRoom, DEFAULT_ROOM } from './state.js';
+import { state, resetSession, setPowers, roomFromUrl, setUrlRoom, validateNick, validateRoom, DEFAULT_ROOM } from './state.js';
 import { receive, request, restartRead, sleep, stopReceiving } from './transport.js';
 import {
   applyServerInfo, applyWhoEvent, el, endCatchUp, handleMessages, renderWho, setStatus, showBanner,
@@ -53,6 +53,7 @@ export function rejoin({ soft = false } = {}) {
       if (gen !== state.gen) return 'fatal';
       if (r.ok && r.data.id) {
         state.id = String(r.data.id);
+        setPowers(r.data);
         applyServerInfo(r.data);
         state.needWho = true;
         restartRead(); // a stream opened before carries the old cookie
@@ -153,6 +154,7 @@ export async function onJoinSubmit(ev) {
 
 function startSession(data, nick, room) {
   resetSession(String(data.nick || nick), room, String(data.id));
+  setPowers(data);
   applyServerInfo(data);
   try { localStorage.setItem('pgchat.nick', state.nick); } catch { /* private mode */ }
   setUrlRoom(room);

@@ -57,6 +57,8 @@ export const state = {
   outbox: [],           // {mid, text, at, li, held}: sends not yet answered 200, in order
   refused: [],          // {mid, text, at, li, reason}: refused sends, until edited or deleted
   pending: new Map(),   // mid -> li.pending, until its copy is delivered
+  moderator: false,     // the join reply's "moderator": may delete any message
+  deleteWindowMs: 0,    // the join reply's "delete_window": an author's own, this long
   outboxGen: -1,        // the session whose outbox loop is running
   outboxWake: null,     // ends the outbox's back-off early
   outboxState: '',      // '' | 'sending' | 'waiting' (a 429) | 'retrying' | 'held'
@@ -67,6 +69,21 @@ export const state = {
 };
 
 /** The state of a fresh session of `nick` in `room` with the server's `id`. */
+/** The join reply's word on deleting (behind a site's login only). */
+export function setPowers(data) {
+  state.moderator = data.moderator === true;
+  const w = Number(data.delete_window);
+  state.deleteWindowMs = Number.isFinite(w) && w > 0 ? w * 1000 : 0;
+}
+
+/** Whether the line of nick's msg at ts gets a delete button: a
+ *  moderator's are on every line, an author's on her own while the
+ *  server's window lasts (as the page was drawn; the server decides). */
+export function canDelete(nick, ts) {
+  return state.moderator ||
+    (state.deleteWindowMs > 0 && nick === state.nick && Date.now() - ts < state.deleteWindowMs);
+}
+
 export function resetSession(nick, room, id) {
   state.gen++;
   state.joined = true;

@@ -7,7 +7,7 @@
  * and it moves state.since on.
  */
 
-import { state } from './state.js';
+import { state, canDelete } from './state.js';
 import {
   dayDivider, formatBytes, formatDuration, fullDate, nickColor, renderLine, renderNotice,
 } from './render.js';
@@ -241,7 +241,7 @@ export function handleMessages(messages, gap) {
       state.lastDay = day;
       if (!first || day !== new Date().toDateString()) nodes.push(dayDivider(new Date(ts)));
     }
-    nodes.push(renderLine(m, ts, state.nick));
+    nodes.push(renderLine(m, ts, state.nick, canDelete(String(m.nick ?? ''), ts)));
     rows.push([ts, nodes]);
     added++;
 

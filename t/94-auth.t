@@ -22,7 +22,8 @@
 #   more; a 'delete' notice goes to the room; anyone else is 403;
 #   the author may delete her own message for PGCHAT_DELETE_WINDOW, and a
 #   login in the moderators table is a moderator as the site's role is;
-#   /delete and 401 have their own lines in pgchat_requests_total;
+#   /delete and 401 have their own lines in pgchat_requests_total; the
+#   join reply says "moderator" and "delete_window";
 # - a moderator bans a user from a room, until lifted or for some minutes:
 #   the user's sessions there end, a send is 403 JSON "Banned from this
 #   room", a join is 403 until the ban is lifted or ends; other rooms stay
@@ -240,7 +241,13 @@ sub post_as {
     is($st, 403, 'olga, no moderator yet, cannot delete it');
     $s->sql(q{INSERT INTO moderators (login, room) VALUES ('olga', 'lobby')});
     ($st) = post_as($s, '/delete', 'tok-olga', "ts=$rude");
-    is($st, 200, 'named a moderator of the lobby in the database, he can');
+    is($st, 200, 'named a moderator of the lobby in the database, she can');
+    # The join reply says what the client may offer to delete.
+    my %joined = map { my (undef, $j) = ask($s, '/join', $_); ($_ => $j) } qw(tok-mod tok-olga tok-bob);
+    ask($s, "/part?id=$joined{$_}{id}", $_) for keys %joined;
+    is_deeply([map { [$joined{$_}{moderator}, $joined{$_}{delete_window}] } qw(tok-mod tok-olga tok-bob)],
+              [[JSON::PP::true, 300], [JSON::PP::true, 300], [undef, 300]],
+              'the join reply: moderator for mona (the site) and olga (the database), not bob; delete_window 300 for all');
     is($s->sql(q{SELECT string_agg(type, ' ' ORDER BY ts) FROM messages WHERE ts IN (} . "$oops, $rude)"),
        'deleted deleted', '  both are tombstones');
     my $m = $s->metrics;

@@ -37,6 +37,9 @@ if (!BASE_RAW || !CTL) {
   process.exit(2);
 }
 const BASE = BASE_RAW.endsWith('/') ? BASE_RAW : `${BASE_RAW}/`;
+// A stack behind a site's login (t/60-browser.t: mona moderates, alice
+// does not), for the moderation test.
+const AUTH_BASE = process.env.PGCHAT_AUTH_BASE;
 const ROOM = `browser-${Math.random().toString(36).slice(2, 8)}`;
 const T = 20000;          // default wait for a condition
 const T_RECOVER = 60000;  // reconnect after an outage (back-off up to 30 s)
@@ -1119,6 +1122,47 @@ test('where /events fails, the client falls back to long-poll (/recv, the id in 
   await page.goto('about:blank'); // parts (pagehide)
   await waitWho(users.alice.page, ['alice', 'bob']);
   await context.close();
+});
+
+test('behind a login: delete buttons for the moderator and the author; the moderator\'s delete turns the line into a tombstone on both pages, /history and /search lose its text', async () => {
+  assert(AUTH_BASE, 'PGCHAT_AUTH_BASE is not set');
+  const base = AUTH_BASE.endsWith('/') ? AUTH_BASE : `${AUTH_BASE}/`;
+  const login = (value) => (page) => page.context().addCookies([{ name: 'appsession', value, url: base }]);
+  const m = await openUser('mona (login)', 'lobby', login('tok-mod'), base);
+  const a = await openUser('alice (login)', 'lobby', login('tok-alice'), base);
+  for (const [u, nick] of [[m, 'mona'], [a, 'alice']]) {
+    await joinAs(u, nick);
+    await waitJoined(u);
+  }
+  const word = Math.random().toString(36).slice(2, 10);
+  const doomed = `delete me ${word}`;
+  const kept = `a moderator's own line ${Math.random().toString(36).slice(2, 10)}`;
+  await say(a, doomed);
+  await say(m, kept);
+  for (const u of [m, a]) for (const t of [doomed, kept]) await waitMsg(u.page, t);
+  const offered = (page, t) => page.$$eval('#log li.line.msg', (lis, want) => lis.some(
+    (li) => li.querySelector('.text')?.textContent === want && li.querySelector('button.delete-line')), t);
+  assert(await offered(m.page, doomed), 'the moderator is offered no delete on alice\'s line');
+  assert(await offered(a.page, doomed), 'alice is offered no delete on her own line');
+  assert(!(await offered(a.page, kept)), 'alice is offered a delete on the moderator\'s line');
+  await m.page.locator('#log li.line.msg', { hasText: doomed }).locator('button.delete-line').click();
+  for (const u of [m, a]) {
+    await u.page.waitForFunction(
+      (want) => ![...document.querySelectorAll('#log .text')].some((e) => e.textContent.includes(want))
+        && document.querySelectorAll('#log li.line.deleted').length === 1,
+      doomed, { timeout: T, polling: 100 },
+    ).catch(() => { throw new Error(`${u.nick}: the deleted line is still shown, or no tombstone`); });
+    eq(await countMsg(u.page, kept), 1, `${u.nick}: lines of the kept message`);
+  }
+  const got = await a.page.evaluate(async (w) => ({
+    history: await (await fetch('history?room=lobby')).text(),
+    search: await (await fetch(`search?room=lobby&q=${w}`)).json(),
+  }), word);
+  assert(!got.history.includes(doomed), '/history still has the deleted text');
+  eq(got.search.messages.map((x) => x.text).join('|'), '', '/search results for its word');
+  eq([...m.errors, ...a.errors].join('; '), '', 'page errors');
+  await m.context.close();
+  await a.context.close();
 });
 
 test('closing the page parts: the other user sees the part line and the who list shrinks', async () => {

@@ -40,10 +40,15 @@ main(void)
     check(views_error("Bad nick.", &len), "{\"error\":\"Bad nick.\"}",
           "an error body");
     check(views_rss(1234, &len), "{\"rss\":1234}", "an rss body");
-    check(views_join("00ff", "alice", 5, 1700000000000LL, &len),
+    check(views_join("00ff", "alice", 5, 1700000000000LL, 0, 0, &len),
           "{\"id\":\"00ff\",\"nick\":\"alice\",\"rss\":5,"
           "\"starttime\":1700000000000}",
           "a join body");
+    check(views_join("00ff", "mona", 5, 1700000000000LL, 1, 300, &len),
+          "{\"id\":\"00ff\",\"nick\":\"mona\",\"rss\":5,"
+          "\"starttime\":1700000000000,\"moderator\":true,"
+          "\"delete_window\":300}",
+          "a moderator's join body behind a login");
     check(views_who(nicks, 2, 7, &len),
           "{\"nicks\":[\"alice\",\"bob\"],\"rss\":7}", "a who body");
     check(views_who(nicks, 0, 7, &len), "{\"nicks\":[],\"rss\":7}",
