@@ -12,7 +12,7 @@
 #      the database moves again;
 #   4. a write's Origin is compared exactly: scheme, host and port; an
 #      Origin of null is taken only with Sec-Fetch-Site: same-origin;
-#   5. one address asking for new rooms as fast as it can, with the default
+#   5. one address asking for 500 new rooms a second, with the default
 #      limits, does not move another room's delivery p99 past twice what it
 #      was, or 200 ms, whichever is more (60 deliveries' p99 is their
 #      slowest, noisy on a shared box; unbounded room creation once moved it
@@ -28,7 +28,7 @@ use JSON::PP;
 use POSIX ();
 use Stack qw(wait_until slurp port_open start_group stop_group reap forget_group);
 use Test::More;
-use Time::HiRes qw(time);
+use Time::HiRes qw(sleep time);
 
 # A GET from a chosen loopback address: (status, raw body, Retry-After).
 sub get_from {
@@ -249,9 +249,16 @@ sub get_from_async {
         my $pid = fork // die "fork: $!";
         if ($pid == 0) {
             my $h = HTTP::Tiny->new(timeout => 10, local_address => '127.0.0.8', keep_alive => 1);
-            my $n = 0;
+            # 250 new rooms a second each, 500 in all (the attack measured
+            # 730): what is timed is what asking for rooms costs the
+            # server, not two local processes taking the box's CPU.
+            my ($n, $next) = (0, time);
             my $t_end = time + 60;
-            $h->get($s->url("/recv?since=0&room=flood${k}x" . $n++)) while time < $t_end;
+            while (time < $t_end) {
+                $h->get($s->url("/recv?since=0&room=flood${k}x" . $n++));
+                $next += 1 / 250;
+                sleep($next - time) if $next > time;    # not a wait: the flood's pace
+            }
             POSIX::_exit(0);
         }
         $pid;
