@@ -386,6 +386,9 @@ default_pool_size = 10
 max_client_conn = 500
 server_reset_query =
 ignore_startup_parameters = extra_float_digits
+; A login refused while PostgreSQL starts up is tried again after 1 s,
+; not the default 15 (sends answered 503 for that long after a restart).
+server_login_retry = 1
 INI
     $self->{pgbouncer} = spawn("$self->{dir}/pgbouncer.log", {},
                                as_user('pgbouncer', "$dir/pgbouncer.ini"));

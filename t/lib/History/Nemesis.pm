@@ -163,11 +163,12 @@ sub inflict {
     }
     if ($what eq 'pg') {
         my $pg = Stack::pg_dir();
+        chomp(my $bin = `$Stack::TOP/bin/pg-bin`);
         my $pid = fork // die "fork: $!";
         if ($pid == 0) {
             open(STDOUT, '>', '/dev/null');
             open(STDERR, '>', '/dev/null');
-            exec(Stack::as_user('/usr/lib/postgresql/15/bin/pg_ctl', '-D', "$pg/data",
+            exec(Stack::as_user("$bin/pg_ctl", '-D', "$pg/data",
                                 '-l', "$pg/postgres.log", '-m', $target, '-w', '-t', '60',
                                 'restart')) or POSIX::_exit(127);
         }
