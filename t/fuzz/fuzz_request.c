@@ -406,11 +406,21 @@ check_views(const char *s, size_t len, int64_t ts)
     json_object_put(root);
     free(body);
 
-    body = views_join(s, s, ts, ts, &blen);
+    body = views_join(s, s, ts, ts, 0, 0, &blen);
     root = parse_body(body, blen);
     check_string(root, "id", s, len);
     check_string(root, "nick", s, len);
     check_int(root, "starttime", ts);
+    CHECK(json_object_object_length(root) == 4, "an anonymous join has 4 keys");
+    json_object_put(root);
+    free(body);
+
+    body = views_join(s, s, ts, ts, 1, 300, &blen);
+    root = parse_body(body, blen);
+    check_string(root, "nick", s, len);
+    check_int(root, "delete_window", 300);
+    CHECK(json_object_object_length(root) == 6,
+          "a moderator's join has 6 keys");
     json_object_put(root);
     free(body);
 
