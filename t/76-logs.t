@@ -28,7 +28,10 @@ use Time::HiRes qw(sleep time);
 
 my $s = Stack->new(workers => 1, env => {RATE_LIMIT => 1, PGCHAT_ADDR_SEND_RATE => '5r/s',
                                         PGCHAT_ADDR_SEND_BURST => 5, PGCHAT_RECV_TIMEOUT => 20});
-my $http = HTTP::Tiny->new(timeout => 30);
+# A connection for each request: nginx may close a kept one after an error
+# whose body it did not read (bodies pass through unbuffered), and
+# HTTP::Tiny does not send a POST again on a new one (599).
+my $http = HTTP::Tiny->new(timeout => 30, keep_alive => 0);
 my $FORM = {'Content-Type' => 'application/x-www-form-urlencoded'};
 my $tag = int(rand(1e9));
 my $secret = "secret-text-$tag";
