@@ -611,7 +611,10 @@ SKIP: {
     my $sent = "$dir/hup-sent";
     my $sender = fork // die;
     if ($sender == 0) {
-        my $http = HTTP::Tiny->new(timeout => 60);
+        # A connection per send: after a refusal nginx may close a kept
+        # connection whose body it did not read, and HTTP::Tiny answers the
+        # next POST on it 599 (a browser sends it again on a new one).
+        my $http = HTTP::Tiny->new(timeout => 60, keep_alive => 0);
         open(my $fh, '>', $sent) or die;
         $fh->autoflush(1);
         my $more = 5;
