@@ -45,6 +45,12 @@ $ha->create_db('chat');
 {
     my $primary = $ha->primary;
     my ($standby) = $ha->others($primary);
+    # The standby has replayed CREATE DATABASE (else migrate's error would
+    # be "database does not exist", not the one tested here).
+    Stack::wait_until(60, sub {
+        (eval { Stack::psql($ha->admin_url($standby), q{SELECT count(*) FROM pg_database
+                                                         WHERE datname = 'chat'}) } // 0) == 1 })
+        or die "the standby never had the database chat\n";
     my $migrate = sub {
         my ($url) = @_;
         my $out = `DATABASE_URL='$url' $Stack::TOP/bin/migrate 2>&1`;
