@@ -608,10 +608,11 @@ sub join_nick {
     return $json->{id};
 }
 
-# Starts a GET in a child process; ->wait returns what get() would.
+# Starts a GET in a child process, with %headers; ->wait returns what
+# get() would.
 sub get_async {
-    my ($self, $path) = @_;
-    return Stack::Pending->new($self->url($path));
+    my ($self, $path, %headers) = @_;
+    return Stack::Pending->new($self->url($path), \%headers);
 }
 
 # Stops everything and checks, as one more test, that no sanitizer spoke.
@@ -659,13 +660,13 @@ use HTTP::Tiny;
 use Time::HiRes qw(time);
 
 sub new {
-    my ($class, $url) = @_;
+    my ($class, $url, $headers) = @_;
     pipe(my $r, my $w) or die "pipe: $!";
     my $t0 = time;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         close $r;
-        my $res = HTTP::Tiny->new(timeout => 90)->get($url);
+        my $res = HTTP::Tiny->new(timeout => 90)->get($url, {headers => $headers // {}});
         print $w JSON::PP->new->encode({status => $res->{status},
                                         content => $res->{content}});
         close $w;
