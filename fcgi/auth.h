@@ -19,10 +19,19 @@ int auth_required(const struct req *r);
  * (no user) or 502 (a name that is not a nick). */
 int auth_user(struct req *r, const char **user);
 
-/* Whether the user of r may use room: with auth off, or no room list from
- * the site, every room is allowed. Returns 0, or -1 after answering 403
- * (a room outside the list) or 502 (a list that is not rooms). */
-int auth_room(struct req *r, const char *room);
+#define AUTH_NOT_YOURS "Not one of your rooms"
+
+/* Whether the user of r may use room: 1 or 0, or -1 when the site's list
+ * is not rooms. A private room (private.h) only when the site's list names
+ * it; any other room with auth off, with no list from the site, or with
+ * "*" in it, else only when the list names it. */
+int auth_may_use(const struct req *r, const char *room);
+
+/* Sets *room (borrowed from r) from the request's room parameter (none:
+ * "lobby"), a room the user of r may use. Returns 0, or -1 after answering
+ * 400 (not a room name), 403 (not its room), 502 (the site's list is not
+ * rooms) or 503 (the worker has not yet read which rooms are private). */
+int auth_take_room(struct req *r, const char **room);
 
 /* Whether the user of r is a moderator: the site's X-Pgchat-Role says
  * "moderator" (PGCHAT_ROLE; "user" or none: not). Returns 1 or 0, or -1

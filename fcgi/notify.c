@@ -28,7 +28,7 @@
 #define NOTIFY_BACKOFF_MAX_MS 5000
 
 enum phase { DOWN, CONNECTING, SETUP, READY };
-enum call { NONE, CALL_SETUP, CALL_RECV, CALL_CHECK };
+enum call { NONE, CALL_SETUP, CALL_PRIVATE, CALL_RECV, CALL_CHECK };
 
 struct query {
     char *room; /* owned */
@@ -51,7 +51,8 @@ static struct {
     int64_t idle_since;
     int64_t retry_at; /* DOWN: when to connect again */
     int backoff_ms;
-    int kick; /* queries wait to be sent */
+    int kick;         /* queries wait to be sent */
+    int want_private; /* the private rooms are to be read (again) */
     struct query *head, *tail;
 } listener;
 
@@ -100,7 +101,12 @@ collect_notifies(void)
     while ((payload = pg_notify(listener.pg))) {
         struct store_notice n;
 
-        if (store_notify_parse(payload, &n) == 0) {
+        if (store_notify_parse(payload, &n) < 0) {
+            /* not one of ours */
+        } else if (n.private_rooms) {
+            listener.want_private = 1;
+            listener.kick = 1;
+        } else {
             if (n.batch)
                 stats_add(&stats_all->notify_batches, 1);
             listener.cb.notify(n.room, n.head, n.prev, n.batch);
@@ -173,13 +179,35 @@ connect_start(void)
     rewatch(wait);
 }
 
+/* Reads the private rooms: first thing on a new connection, and whenever
+ * a notification says they changed. */
+static void
+send_private(void)
+{
+    listener.want_private = 0;
+    if (store_private_send(listener.pg) < 0) {
+        fail(pg_error(listener.pg));
+        return;
+    }
+    listener.call = CALL_PRIVATE;
+    listener.sent_at = mono_ms();
+    on_event(&listener.w, EV_OUT);
+}
+
 /* Starts the next call, if the connection is free for one. */
 static void
 send_next(void)
 {
     struct query *q = listener.head;
 
-    if (listener.phase != READY || listener.call != NONE || !q)
+    if (listener.call != NONE ||
+        (listener.phase != READY && listener.phase != SETUP))
+        return;
+    if (listener.want_private) {
+        send_private();
+        return;
+    }
+    if (listener.phase != READY || !q)
         return;
     if (store_recv_send(listener.pg, q->room, q->since, q->limit) < 0) {
         fail(pg_error(listener.pg));
@@ -207,10 +235,25 @@ complete(void)
             return;
         }
         pg_res_free(res);
-        listener.phase = READY;
-        listener.backoff_ms = 0;
-        log_info("listening for new messages");
-        listener.cb.up();
+        /* The set is read after LISTEN is in place, so that no change
+         * can fall between the two; the connection is ready after. */
+        listener.want_private = 1;
+    } else if (call == CALL_PRIVATE) {
+        size_t n = 0;
+        char **names = store_private_decode(res, &n);
+
+        if (!names) {
+            fail("cannot read the private rooms");
+            return;
+        }
+        listener.cb.private_rooms(names, n);
+        store_strv_free(names);
+        if (listener.phase == SETUP) {
+            listener.phase = READY;
+            listener.backoff_ms = 0;
+            log_info("listening for new messages");
+            listener.cb.up();
+        }
     } else if (call == CALL_RECV) {
         struct query *q = dequeue();
         int64_t head = 0;
@@ -262,7 +305,7 @@ on_event(struct ev_watch *w, uint32_t events)
         return;
     }
     complete();
-    if (listener.phase != READY)
+    if (listener.phase != READY && listener.phase != SETUP)
         return;
     rewatch(PG_WAIT_READ);
     send_next();

@@ -6,6 +6,7 @@
 #ifndef PGCHAT_NOTIFY_H
 #define PGCHAT_NOTIFY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "msg.h"
@@ -21,6 +22,9 @@ struct notify_callbacks {
     void (*up)(void);
     /* The connection is gone: heads learnt on it are no longer kept up. */
     void (*down)(void);
+    /* The rooms marked private, read before up() on every new connection
+     * and again whenever they change: n names, borrowed. */
+    void (*private_rooms)(char *const *names, size_t n);
 };
 
 /* Answer to notify_recv(): list (taken by the callee) is NULL when the

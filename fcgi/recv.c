@@ -26,10 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "config.h"
 #include "notify.h"
 #include "deliver.h"
 #include "park.h"
+#include "private.h"
 #include "rooms.h"
 #include "stats.h"
 #include "stream.h"
@@ -273,6 +275,32 @@ on_down(void)
     rooms_each(forget);
 }
 
+/* A room has become private: each of its readers is asked again whether
+ * the room is its own. A /recv that is not gets 403; a stream ends, and
+ * when its client comes back it gets 403 too. */
+static void
+on_private(const char *room)
+{
+    struct room *rm = rooms_find(room);
+    struct reader *rd, *next;
+
+    for (rd = rm ? rm->readers : NULL; rd; rd = next) {
+        next = rd->next;
+        if (auth_may_use(rd->req, room) == 1)
+            continue;
+        if (rd->stream)
+            park_end(rd);
+        else
+            park_error(rd, 403, AUTH_NOT_YOURS);
+    }
+}
+
+static void
+on_private_rooms(char *const *names, size_t n)
+{
+    private_replace(names, n, on_private);
+}
+
 /* --- requests ------------------------------------------------------------ */
 
 void
@@ -415,7 +443,8 @@ recv_tick(int64_t now)
 int
 recv_init(recv_touch_fn touch)
 {
-    static const struct notify_callbacks cb = {on_notify, on_up, on_down};
+    static const struct notify_callbacks cb = {on_notify, on_up, on_down,
+                                               on_private_rooms};
     int64_t now = mono_ms();
 
     receiver.touch = touch;
@@ -447,4 +476,5 @@ recv_close(void)
 {
     notify_close();
     rooms_free();
+    private_free();
 }

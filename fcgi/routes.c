@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "config.h"
 #include "limit.h"
+#include "moderate.h"
 #include "recv.h"
 #include "request.h"
 #include "stats.h"
@@ -25,27 +26,6 @@
 #include "valid.h"
 #include "views.h"
 #include "writer.h"
-
-#define DEFAULT_ROOM "lobby"
-
-/* Sets *room from the request: a room this user may use (auth.h).
- * Returns 0, or -1 after replying. */
-static int
-take_room(struct req *r, const char **room)
-{
-    const char *v = req_param(r, "room");
-
-    if (!v) {
-        *room = DEFAULT_ROOM;
-        return auth_room(r, *room);
-    }
-    if (!valid_room(v, strlen(v))) {
-        req_error(r, 400, "Bad room.");
-        return -1;
-    }
-    *room = v;
-    return auth_room(r, *room);
-}
 
 /* The session id: from the X-Pgchat-Id header (our client, so that no id
  * travels in a URL), the form body, or the query string (the classic
@@ -129,7 +109,7 @@ handle_who(struct req *r)
 {
     const char *room;
 
-    if (take_room(r, &room) == 0)
+    if (auth_take_room(r, &room) == 0)
         writer_submit(job_new(r, WRITER_WHO, room));
 }
 
@@ -148,7 +128,7 @@ handle_join(struct req *r)
         req_error(r, 400, "Bad nick.");
         return;
     }
-    if (take_room(r, &room) < 0 || (mod = auth_moderator(r)) < 0)
+    if (auth_take_room(r, &room) < 0 || (mod = auth_moderator(r)) < 0)
         return;
     j = job_new(r, WRITER_JOIN, room);
     j->nick = nick;
@@ -171,7 +151,7 @@ handle_part(struct req *r)
     const char *id = session_id(r), *room;
     struct job *j;
 
-    if (take_room(r, &room) < 0)
+    if (auth_take_room(r, &room) < 0)
         return;
     if (!id || !valid_id(id, strlen(id))) {
         req_ok(r); /* names no session: nothing to end */
@@ -191,7 +171,7 @@ handle_send(struct req *r)
     const char *mid = req_param(r, "mid");
     struct job *j;
 
-    if (take_room(r, &room) < 0)
+    if (auth_take_room(r, &room) < 0)
         return;
     /* An id that cannot be a token is refused here: it must not reach
      * the database, where one malformed parameter would fail the whole
@@ -226,85 +206,6 @@ handle_send(struct req *r)
     j->text = text;
     j->mid = mid;
     writer_submit(j);
-}
-
-/* POST /delete?room=R&ts=T: a moderator (the site's X-Pgchat-Role, or
- * the database's moderators), or the author within PGCHAT_DELETE_WINDOW,
- * deletes the message at T; it stays as a tombstone. The writer decides
- * who may. */
-static void
-handle_delete(struct req *r)
-{
-    const char *ts = req_param(r, "ts"), *room;
-    int64_t v_ts;
-    struct job *j;
-    int mod;
-
-    if (take_room(r, &room) < 0 || (mod = auth_moderator(r)) < 0)
-        return;
-    if (!auth_required(r)) { /* nobody is anybody without a login */
-        req_error(r, 403, "Moderators only");
-        return;
-    }
-    if (!ts || valid_number(ts, 1, INT64_MAX, &v_ts) < 0) {
-        req_error(r, 400, "Bad ts");
-        return;
-    }
-    j = job_new(r, WRITER_DELETE, room);
-    j->nick = req_env(r, "PGCHAT_USER"); /* checked in handle() */
-    j->before = v_ts;
-    j->moderator = mod;
-    writer_submit(j);
-}
-
-#define BAN_MINUTES_MAX (366 * 24 * 60)
-
-/* POST /ban?room=R&user=U&minutes=M and /unban: a moderator (the site's
- * word or the database's; the writer decides) bans the site's user U from
- * the room for M minutes (none: until lifted), its sessions there ending
- * and its joins and sends refused, or lifts the ban. */
-static void
-handle_ban(struct req *r, int kind)
-{
-    const char *user = req_param(r, "user"), *room;
-    const char *minutes = req_param(r, "minutes");
-    int64_t v_minutes = 0;
-    struct job *j;
-    int mod;
-
-    if (take_room(r, &room) < 0 || (mod = auth_moderator(r)) < 0)
-        return;
-    if (!auth_required(r)) {
-        req_error(r, 403, "Moderators only");
-        return;
-    }
-    if (!user || !valid_nick(user, strlen(user))) {
-        req_error(r, 400, "Bad user");
-        return;
-    }
-    if (kind == WRITER_BAN && minutes &&
-        valid_number(minutes, 1, BAN_MINUTES_MAX, &v_minutes) < 0) {
-        req_error(r, 400, "Bad minutes");
-        return;
-    }
-    j = job_new(r, kind, room);
-    j->login = user;
-    j->nick = req_env(r, "PGCHAT_USER"); /* checked in handle() */
-    j->moderator = mod;
-    j->limit = (int)v_minutes;
-    writer_submit(j);
-}
-
-static void
-handle_ban_user(struct req *r)
-{
-    handle_ban(r, WRITER_BAN);
-}
-
-static void
-handle_unban_user(struct req *r)
-{
-    handle_ban(r, WRITER_UNBAN);
 }
 
 /* Rooms a reader makes exist cost the worker memory and a window: one
@@ -344,7 +245,7 @@ handle_recv(struct req *r)
         req_error(r, 400, "Must supply since parameter");
         return;
     }
-    if (take_room(r, &room) < 0)
+    if (auth_take_room(r, &room) < 0)
         return;
     /* Reading needs no session; an id is only used as a keep-alive. */
     if (id && !valid_id(id, strlen(id)))
@@ -387,7 +288,7 @@ handle_events(struct req *r)
         req_error(r, 400, "Must supply since parameter");
         return;
     }
-    if (take_room(r, &room) < 0 || room_allowed(r, room) < 0)
+    if (auth_take_room(r, &room) < 0 || room_allowed(r, room) < 0)
         return;
     recv_events(r, room, since, cookie_id(r, room));
 }
@@ -422,7 +323,7 @@ handle_history(struct req *r)
     const char *room;
     struct job *j;
 
-    if (take_room(r, &room) < 0)
+    if (auth_take_room(r, &room) < 0)
         return;
     if (before && valid_number(before, 0, INT64_MAX, &v_before) < 0) {
         req_error(r, 400, "Bad before");
@@ -454,7 +355,7 @@ handle_search(struct req *r)
     const char *room;
     struct job *j;
 
-    if (take_room(r, &room) < 0)
+    if (auth_take_room(r, &room) < 0)
         return;
     if (!q || valid_query(q, strlen(q), SEARCH_QUERY_MAX) != 1) {
         req_error(r, 400, "Bad query");
@@ -528,9 +429,9 @@ static const struct route {
     {"join", REQ_GET | REQ_POST, 1, 1, handle_join},
     {"part", REQ_GET | REQ_POST, 1, 1, handle_part},
     {"send", REQ_GET | REQ_POST, 1, 1, handle_send},
-    {"delete", REQ_POST, 1, 1, handle_delete},
-    {"ban", REQ_POST, 1, 1, handle_ban_user},
-    {"unban", REQ_POST, 1, 1, handle_unban_user},
+    {"delete", REQ_POST, 1, 1, moderate_delete},
+    {"ban", REQ_POST, 1, 1, moderate_ban},
+    {"unban", REQ_POST, 1, 1, moderate_unban},
     {"recv", REQ_GET | REQ_HEAD, 0, 1, handle_recv},
     {"events", REQ_GET, 0, 1, handle_events},
     {"healthz", REQ_GET | REQ_HEAD, 0, 0, handle_healthz},

@@ -165,6 +165,20 @@ store_banned(struct pg *p, const char *room, const char *login)
     return banned;
 }
 
+/* Takes res: its first column as a NULL-terminated array, *n the count. */
+static char **
+strv_take(struct pg_res *res, size_t *n)
+{
+    int rows = pg_rows(res);
+    char **v = xcalloc((size_t)rows + 1, sizeof(*v));
+
+    for (int i = 0; i < rows; i++)
+        v[i] = xstrdup(pg_value(res, i, 0));
+    *n = (size_t)rows;
+    pg_res_free(res);
+    return v;
+}
+
 char **
 store_who(struct pg *p, const char *room, size_t *n)
 {
@@ -172,20 +186,12 @@ store_who(struct pg *p, const char *room, size_t *n)
     struct pg_res *res = pg_exec(
         p, "SELECT DISTINCT nick FROM sessions WHERE room = $1 ORDER BY nick",
         1, params, NULL);
-    char **v;
-    int rows;
 
     if (!res) {
         log_error("cannot list a room: %s", pg_error(p));
         return NULL;
     }
-    rows = pg_rows(res);
-    v = xcalloc((size_t)rows + 1, sizeof(*v));
-    for (int i = 0; i < rows; i++)
-        v[i] = xstrdup(pg_value(res, i, 0));
-    *n = (size_t)rows;
-    pg_res_free(res);
-    return v;
+    return strv_take(res, n);
 }
 
 void
@@ -488,6 +494,18 @@ store_check_send(struct pg *p)
     return pg_send(p, "SELECT 1", 0, NULL);
 }
 
+int
+store_private_send(struct pg *p)
+{
+    return pg_send(p, "SELECT room FROM private_rooms", 0, NULL);
+}
+
+char **
+store_private_decode(struct pg_res *res, size_t *n)
+{
+    return res ? strv_take(res, n) : NULL;
+}
+
 static char *
 dup_or_null(const struct pg_res *res, int row, int col)
 {
@@ -544,6 +562,9 @@ store_notify_parse(char *payload, struct store_notice *n)
 
     n->prev = -1;
     n->batch = NULL;
+    n->private_rooms = strcmp(payload, "*private") == 0;
+    if (n->private_rooms)
+        return 0;
     if (!space || space == payload)
         return -1;
     *space = '\0';

@@ -145,17 +145,28 @@ struct msg_list *store_recv_decode(struct pg_res *res, int64_t *head);
 /* Sends a trivial statement, to learn that the connection still answers. */
 int store_check_send(struct pg *p);
 
+/* Sends the query for the rooms marked private. Returns 0 or -1
+ * (pg_send). */
+int store_private_send(struct pg *p);
+
+/* Takes res, the answer to store_private_send() (NULL: it failed): returns
+ * the rooms as a NULL-terminated array for store_strv_free(), *n the
+ * count, or NULL. */
+char **store_private_decode(struct pg_res *res, size_t *n);
+
 /* What a notification says (migrations/0009): the room's new head and,
  * where the batch fitted the payload, the head before it and the batch. */
 struct store_notice {
-    const char *room; /* in the payload */
+    int private_rooms; /* the private rooms changed: nothing else is set */
+    const char *room;  /* in the payload */
     int64_t head;
     int64_t prev;           /* -1: the batch is not in the payload */
     struct msg_list *batch; /* owned by the caller; NULL with prev -1 */
 };
 
-/* Splits a notification's payload ("ROOM HEAD" or "ROOM HEAD PREV JSON")
- * in place. Returns 0, or -1 when it is not one of ours. */
+/* Splits a notification's payload ("ROOM HEAD" or "ROOM HEAD PREV JSON",
+ * or "*private", which no room name can be: migrations/0016) in place. Returns
+ * 0, or -1 when it is not one of ours. */
 int store_notify_parse(char *payload, struct store_notice *n);
 
 /* Returns a text[] literal for PostgreSQL ("{"a","b\"c"}"), NULL entries
