@@ -100,12 +100,6 @@ auth_may_use(const struct req *r, const char *room)
 static int
 may_use(struct req *r, const char *room)
 {
-    /* Until the worker has read which rooms are private, none can be
-     * told public (a worker that has just started). */
-    if (!private_known()) {
-        req_error_retry(r, 503, REQ_DB_DOWN, 1);
-        return -1;
-    }
     switch (auth_may_use(r, room)) {
     case 1:
         return 0;

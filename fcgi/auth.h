@@ -29,8 +29,9 @@ int auth_may_use(const struct req *r, const char *room);
 
 /* Sets *room (borrowed from r) from the request's room parameter (none:
  * "lobby"), a room the user of r may use. Returns 0, or -1 after answering
- * 400 (not a room name), 403 (not its room), 502 (the site's list is not
- * rooms) or 503 (the worker has not yet read which rooms are private). */
+ * 400 (not a room name), 403 (not its room) or 502 (the site's list is
+ * not rooms). The worker must know which rooms are private (routes.c holds
+ * requests until it does). */
 int auth_take_room(struct req *r, const char **room);
 
 /* Whether the user of r is a moderator: the site's X-Pgchat-Role says

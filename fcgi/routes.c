@@ -16,7 +16,9 @@
 #include "archive.h"
 #include "auth.h"
 #include "config.h"
+#include "hold.h"
 #include "limit.h"
+#include "private.h"
 #include "moderate.h"
 #include "recv.h"
 #include "request.h"
@@ -442,6 +444,23 @@ static const struct route {
     {"limits", REQ_GET | REQ_HEAD, 0, 1, handle_limits},
 };
 
+static void handle(struct req *r);
+
+/* Requests that come before the worker has read which rooms are private
+ * (a worker just started: socket activation's first request) are held
+ * until it has. */
+int64_t
+routes_due(void)
+{
+    return hold_due(private_known());
+}
+
+void
+routes_tick(int64_t now)
+{
+    hold_tick(now, private_known(), handle);
+}
+
 /* Takes r: answers it at once (errors, 404, 405) or hands it on. */
 static void
 handle(struct req *r)
@@ -481,6 +500,10 @@ handle(struct req *r)
         return;
     if (route->writes && cross_site(r)) {
         req_error(r, 403, "Cross-site request refused");
+        return;
+    }
+    if (route->chat && !private_known()) {
+        hold_add(r, config.db_timeout_ms);
         return;
     }
     route->handler(r);

@@ -52,6 +52,8 @@ round_trip(int64_t max_wait)
         due = server_due();
     if (accept_due() < due)
         due = accept_due();
+    if (routes_due() < due)
+        due = routes_due();
     if (due > now + max_wait)
         due = now + max_wait;
     ev_wait(due <= now ? 0 : (int)(due - now));
@@ -59,6 +61,7 @@ round_trip(int64_t max_wait)
     recv_tick(now);
     server_tick(now);
     accept_tick(now);
+    routes_tick(now);
 }
 
 /* Stopping: nothing new is accepted, parked readers get their ping, the

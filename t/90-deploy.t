@@ -104,7 +104,7 @@ sub decode {
     my $json = eval { $JSON->decode($res->{content}) };
     return ($res->{status}, $json, $res->{content}, $res);
 }
-sub GET { decode($HTTP->get($_[0])) }
+sub GET { decode($HTTP->get($_[0], {headers => $_[1] // {}})) }
 sub POST { decode($HTTP->post_form($_[0], $_[1])) }
 
 # The sanitizer reports and crashes in a responder's log.
@@ -396,6 +396,84 @@ CONF
     is("$st $raw", '200 other', 'and the server\'s own location still answers');
     stop_nginx($nginx);
     clean_log_ok(slurp("$d/responder.log"), 'drop-in responder');
+}
+
+# --- 2b. The drop-in behind a site's login ----------------------------------
+# The recipe of pgchat.conf's comment, run as written: sed enables the
+# "# auth: " lines, and the site's URL and cookie are written in.
+{
+    my $d = "$dir/dropin-auth";
+    mkdir $d;
+    Stack::give_dir($d);
+    mkdir "$d/conf";
+    mkdir "$d/auth_cache";
+    Stack::give_dir("$d/auth_cache");
+    my $app_port = Stack::free_port();
+    spew("$d/users", "tok-alice alice lobby\n");
+    my $app = start_group("$d/app.log", "$d/app.log", {},
+                          Stack::as_user("$TOP/contrib/pgchat-auth-example", $app_port,
+                                         "$d/users", 'session'));
+    wait_until(10, sub { port_open($app_port) }) or die "no login service:\n" . slurp("$d/app.log");
+    my $db = new_db('deploy', 'template_pgchat');
+    my $sock = "$d/pgchat.sock";
+    my $resp = start_responder("$d/responder.log", {
+        DATABASE_URL => Stack::db_url($db), PGCHAT_SOCKET => $sock, PGCHAT_AUTH => 'request',
+    });
+    copy("/etc/nginx/$_", "$d/conf/$_") or die "$_: $!" for qw(fastcgi_params mime.types);
+    copy("$TOP/nginx/$_", "$d/conf/$_") or die "$_: $!" for qw(pgchat.conf pgchat-upstream.conf);
+    my ($sed) = slurp("$TOP/nginx/pgchat.conf") =~ /^\s*#\s+(sed -i .*)$/m;
+    ok($sed, 'pgchat.conf says how to enable its auth lines');
+    system("cd $d/conf && $sed") == 0 or die "$sed failed";
+    my $snippet = slurp("$d/conf/pgchat.conf");
+    unlike($snippet, qr/^\s*# auth: /m, '  and that enables them all');
+    $snippet =~ s{/var/log/nginx/pgchat\.access\.log}{$d/pgchat-access.log}g;
+    ok($snippet =~ s{http://127\.0\.0\.1:3000/chat-auth}{http://127.0.0.1:$app_port/auth}, 'the site\'s URL is written in');
+    # The example site's cookie is "session", the name the recipe has.
+    spew("$d/conf/pgchat.conf", $snippet);
+    my $upstream = slurp("$d/conf/pgchat-upstream.conf");
+    $upstream =~ s{unix:/run/pgchat/pgchat\.sock;}{unix:$sock;};
+    $upstream =~ s{/var/cache/nginx/pgchat-auth}{$d/auth_cache};
+    spew("$d/conf/pgchat-upstream.conf", $upstream);
+    my $port = Stack::free_port();
+    spew("$d/conf/nginx.conf", <<"CONF");
+$user
+daemon off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log stderr warn;
+events { worker_connections 256; }
+http {
+    include mime.types;
+    access_log $d/access.log;
+    client_body_temp_path $d/client_body;
+    fastcgi_temp_path $d/fastcgi;
+    proxy_temp_path $d/proxy;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    include $d/conf/pgchat-upstream.conf;
+    server {
+        listen 127.0.0.1:$port;
+        set \$pgchat_public $TOP/public;
+        include $d/conf/pgchat.conf;
+    }
+}
+CONF
+    my $nginx = start_nginx($d, "$d/conf/nginx.conf", $port, "$d/nginx.log");
+    my $base = "http://127.0.0.1:$port/chat";
+    my ($st, $json, $raw) = GET("$base/who", {'X-Pgchat-User' => 'alice'});
+    is("$st $raw", '401 {"error":"Login required"}',
+       'without the site\'s cookie: 401 JSON, whatever X-Pgchat-User says');
+    ($st, $json, $raw) = GET("$base/join?nick=mallory", {Cookie => 'session=tok-alice'});
+    is($st, 200, 'with it, a join') or diag($raw);
+    is($json && $json->{nick}, 'alice', '  is the site\'s user, whatever nick it asks for');
+    ($st, $json) = GET("$base/history?room=elsewhere", {Cookie => 'session=tok-alice'});
+    is($st, 403, 'a room outside her list: 403');
+    ($st) = GET("$base/", {});
+    is($st, 200, 'the client\'s files need no login');
+    stop_nginx($nginx);
+    stop_responder($resp);
+    stop_group($app);
+    clean_log_ok(slurp("$d/responder.log"), 'drop-in responder behind a login');
 }
 
 # --- 3. Under FastCGI process managers ---------------------------------------
