@@ -16,6 +16,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use History::Checker;
+use History::Net;
 use History::Run;
 use Test::More;
 use Time::HiRes qw(time);
@@ -168,10 +169,23 @@ if (defined $ENV{PGCHAT_HISTORY_SEED}) {
 } elsif (!$soak) {
     @seeds = (1, 2, 3, int(rand(1e9)));
 }
-my $seconds = $ENV{PGCHAT_HISTORY_S} // 14;
+# A soak's runs are longer and its faults closer: the calm tail, the
+# final reads and a stack's start come once in 120 s, not once in 14, and
+# a fault follows the last one's healing after 0.05-0.35 s rather than
+# 0.5-2.5 s (each fault still has its own bound in the checker; only the
+# reads of the calm tail and the final reads are held to the steady one).
+# PGCHAT_HISTORY_S and PGCHAT_HISTORY_GAP=lo,hi set them for any run.
+my $seconds = $ENV{PGCHAT_HISTORY_S} // ($soak ? 120 : 14);
+my $gap = $ENV{PGCHAT_HISTORY_GAP} ? [split /,/, $ENV{PGCHAT_HISTORY_GAP}]
+        : $soak ? [0.05, 0.35] : undef;
 # Even seeds run with a PgBouncer for the writer (and restart it among the
 # faults); PGCHAT_HISTORY_PGBOUNCER=0 or 1 decides for every seed.
 sub pgbouncer { $ENV{PGCHAT_HISTORY_PGBOUNCER} // ($_[0] % 2 == 0 ? 1 : 0) }
+# The network to the database that net-slow and net-partition act on,
+# where the test can make one (root, iproute2, the kernel's tbf);
+# PGCHAT_HISTORY_NET=0 leaves it out.
+my ($net, $no_net) = ($ENV{PGCHAT_HISTORY_NET} // 1) ? History::Net->make : (undef, 'PGCHAT_HISTORY_NET=0');
+diag("net-slow and net-partition left out: $no_net") unless $net;
 my (%total, %kinds, @summaries);
 my $end = time + ($soak // 0);
 my $next = int(rand(1e9));
@@ -179,6 +193,7 @@ while (@seeds || ($soak && time < $end)) {
     my $seed = @seeds ? shift @seeds : $next++;
     note("history run, seed $seed");
     my $r = History::Run::run(seed => $seed, seconds => $seconds, pgbouncer => pgbouncer($seed),
+                              net => $net, $gap ? (gap => $gap) : (),
                               $ENV{PGCHAT_HISTORY_KINDS}
                                   ? (kinds => [split /,/, $ENV{PGCHAT_HISTORY_KINDS}]) : ());
     note($r->{summary});

@@ -306,7 +306,9 @@ sub free_port {
 # direct; default: PGCHAT_TEST_PGBOUNCER, so that a whole test file runs
 # through one, as t/87-pgbouncer.t does), up (the path that answers 200
 # once the stack is up; default /who, which needs a login with
-# PGCHAT_AUTH=request).
+# PGCHAT_AUTH=request), db_route ([host, port]: the responder and its
+# PgBouncer reach the cluster over TCP there, as History::Net makes it;
+# the test's own sql() keeps the socket).
 sub new {
     my ($class, %opt) = @_;
     my $self = bless {
@@ -330,6 +332,12 @@ sub new {
     }
     $self->{database_url} = db_url($self->{db});
     $self->{responder_url} = $self->{database_url};
+    if (my $route = $opt{db_route}) {
+        $self->{db_route} = $route;
+        $self->{responder_url} = 'postgresql://' . pg_user() . "\@$route->[0]:$route->[1]/"
+            . "$self->{db}?sslmode=disable";
+        $self->{env}{LISTEN_DATABASE_URL} //= $self->{responder_url};
+    }
     $self->start_pgbouncer if $opt{pgbouncer} // $ENV{PGCHAT_TEST_PGBOUNCER};
     $self->{port} = free_port();
     $self->{sockets} = [map { "$self->{dir}/pgchat$_.sock" } 1 .. $self->{responders}];
@@ -361,8 +369,9 @@ sub spawn {
 
 # Debian's pgbouncer (1.18: no prepared statements) in transaction mode on
 # a free port, as run_user(), reaching the test cluster by its socket (peer
-# authentication); the responder's DATABASE_URL goes through it, its LISTEN
-# connection straight to the cluster.
+# authentication; by the stack's db_route where it has one); the
+# responder's DATABASE_URL goes through it, its LISTEN connection straight
+# to the cluster.
 sub start_pgbouncer {
     my ($self) = @_;
     my $dir = "$self->{dir}/pgbouncer";
@@ -373,7 +382,7 @@ sub start_pgbouncer {
     spew("$dir/userlist.txt", qq{"$user" ""\n});
     spew("$dir/pgbouncer.ini", <<"INI");
 [databases]
-* = host=@{[pg_dir()]}/run
+* = @{[$self->{db_route} ? "host=$self->{db_route}[0] port=$self->{db_route}[1]" : 'host=' . pg_dir() . '/run']}
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $self->{pgbouncer_port}

@@ -21,9 +21,22 @@
 #                                            stack's PgBouncer, started again
 #                                            on its port (only in a stack
 #                                            that has one)
+#   net-slow                                 the network to the database
+#                                            (History::Net) slowed to 8-24
+#                                            kbit/s each way, its queue
+#                                            holding a packet up to 1.5 s
+#                                            (and dropping past that), for
+#                                            0.5-2 x PGCHAT_DB_TIMEOUT
+#   net-partition                            it drops every packet, as long
+#                                            (both only in a stack whose
+#                                            responders reach the database
+#                                            through a History::Net)
 #
 # The kinds are dealt from a shuffled deck, reshuffled when it runs out,
 # so that a short run sees several kinds and a soak sees them evenly.
+# A backend fault that finds no backend makes one first where it can: the
+# archive connections open with a /history and close when idle, so a
+# stop-archive or term-archive with none asks for a page and waits for it.
 #
 # Each fault is recorded as {kind, t0, t1, detail}: t0 when it began, t1
 # when it was healed (SIGCONT sent, the restart done), for the checker's
@@ -53,12 +66,13 @@ END {
 }
 
 # Options: stack, loop, seed, db_timeout, kinds (default all), gap ([lo,
-# hi] seconds between faults).
+# hi] seconds between faults), net (the stack's History::Net, if any).
 sub new {
     my ($class, %opt) = @_;
     my $self = bless {%opt, faults => [], rng => History::Rng->new($opt{seed}, 'nemesis')},
         $class;
-    $self->{kinds} //= [@KINDS, $opt{stack}{pgbouncer} ? ('restart-pgbouncer') : ()];
+    $self->{kinds} //= [@KINDS, $opt{stack}{pgbouncer} ? ('restart-pgbouncer') : (),
+                        $opt{net} ? qw(net-slow net-partition) : ()];
     $self->{deck} = [];
     $self->{gap} //= [0.5, 2.5];
     return $self;
@@ -136,12 +150,30 @@ sub poll_until {
 }
 
 sub inflict {
-    my ($self, $f) = @_;
+    my ($self, $f, $drawn_pick, $drawn_hold) = @_;
     my $rng = $self->{rng};
     my $s = $self->{stack};
     my ($what, $target) = split /-/, $f->{kind}, 2;
-    my $pick = $rng->rand;    # drawn whatever the kind, so the stream stays aligned
-    my $hold = $rng->rand;
+    # Drawn whatever the kind, so the stream stays aligned (and only once
+    # for a fault that had to make its target first).
+    my $pick = $drawn_pick // $rng->rand;
+    my $hold = $drawn_hold // $rng->rand;
+    if (($what eq 'stop' || $what eq 'term') && $target eq 'archive' && !$f->{made}
+        && !(my @open = $self->backends($APP{$target}))) {
+        # None open: a page opens one in the worker that serves it.
+        $f->{made} = 1;
+        $self->{loop}->request('GET', '/history?room=lobby&limit=1', timeout => 10,
+                               done => sub {});
+        return $self->poll_until(5, sub { my @b = $self->backends($APP{$target}); @b > 0 }, sub {
+            $f->{t0} = time;    # the fault begins now, not the page
+            my $ok = eval { $self->inflict($f, $pick, $hold); 1 };
+            unless ($ok) {
+                $f->{detail} = "not done: $@";
+                $f->{detail} =~ s/\s+\z//;
+                $self->healed($f);
+            }
+        });
+    }
     if ($what eq 'stop' || $what eq 'term') {
         my @pids = $self->backends($APP{$target});
         die "no $APP{$target} backend\n" unless @pids;
@@ -246,6 +278,22 @@ sub inflict {
         return $self->{loop}->after($d, sub {
             kill 'CONT', $pid;
             delete $frozen{$pid};
+            $self->healed($f);
+        });
+    }
+    if ($what eq 'net') {
+        my $net = $self->{net} or die "no network to the database in this stack\n";
+        my $d = (0.5 + 1.5 * $hold) * $self->{db_timeout};
+        if ($target eq 'slow') {
+            my $kbit = 8 + int(16 * $pick);
+            $net->impair('tbf', 'rate', "${kbit}kbit", 'burst', 1600, 'latency', '1500ms');
+            $f->{detail} = sprintf '%d kbit/s, %.1f s', $kbit, $d;
+        } else {
+            $net->impair('pfifo', 'limit', 0);
+            $f->{detail} = sprintf 'every packet dropped, %.1f s', $d;
+        }
+        return $self->{loop}->after($d, sub {
+            $net->heal;
             $self->healed($f);
         });
     }

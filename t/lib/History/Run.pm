@@ -54,8 +54,10 @@ sub heads {
 
 # Options: seed, seconds (of operations), calm (the seconds at the end
 # without new faults; default 2 x PGCHAT_DB_TIMEOUT + 1), kinds (of faults),
-# responders, workers, pgbouncer. Returns {seed, violations, stats,
-# summary, history}.
+# gap ([lo, hi] seconds between faults; History::Nemesis's default),
+# responders, workers, pgbouncer, net (a History::Net: the responders
+# reach the database through it, and the nemesis delays and cuts it).
+# Returns {seed, violations, stats, summary, history}.
 sub run {
     my (%opt) = @_;
     my $seed = $opt{seed};
@@ -63,6 +65,7 @@ sub run {
     my $calm = $opt{calm} // $bound;
     my $s = Stack->new(responders => $opt{responders} // 2, workers => $opt{workers} // 2,
                        pgbouncer => $opt{pgbouncer} ? 1 : 0,
+                       $opt{net} ? (db_route => [$opt{net}->host, $opt{net}->port]) : (),
                        env => {PGCHAT_DB_TIMEOUT => $DB_TIMEOUT,
                                PGCHAT_RECV_TIMEOUT => $RECV_TIMEOUT,
                                PGCHAT_SESSION_TIMEOUT => 15,
@@ -76,7 +79,8 @@ sub run {
                                [side => 'recv'], [side => 'events']],
         late => 3, recv_timeout => $RECV_TIMEOUT, db_timeout => $DB_TIMEOUT);
     my $nemesis = History::Nemesis->new(stack => $s, loop => $loop, seed => $seed,
-                                        db_timeout => $DB_TIMEOUT,
+                                        db_timeout => $DB_TIMEOUT, net => $opt{net},
+                                        $opt{gap} ? (gap => $opt{gap}) : (),
                                         $opt{kinds} ? (kinds => $opt{kinds}) : ());
     $driver->start;
     $nemesis->start;
