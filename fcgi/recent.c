@@ -35,19 +35,18 @@ recent_release(struct recent *rc)
     recent_init(rc);
 }
 
-/* Drops the oldest messages beyond RECENT_MAX; the floor follows. */
-static void
-trim(struct recent *rc)
+void
+recent_trim(struct recent *rc, size_t max)
 {
     size_t drop;
 
-    if (rc->len <= RECENT_MAX)
+    if (rc->len <= max)
         return;
-    drop = rc->len - RECENT_MAX;
+    drop = rc->len - max;
     rc->floor = rc->items[drop - 1].ts;
     free_items(rc->items, drop);
-    memmove(rc->items, rc->items + drop, RECENT_MAX * sizeof(*rc->items));
-    rc->len = RECENT_MAX;
+    memmove(rc->items, rc->items + drop, max * sizeof(*rc->items));
+    rc->len = max;
 }
 
 /* Moves the messages of list to the end of the window; frees list. */
@@ -75,7 +74,7 @@ recent_set(struct recent *rc, int64_t since, struct msg_list *list,
     rc->head = head;
     rc->valid = 1;
     take(rc, list);
-    trim(rc);
+    recent_trim(rc, RECENT_MAX);
 }
 
 /* The msg that a 'delete' notice names (its text is the timestamp)
@@ -121,7 +120,7 @@ recent_append(struct recent *rc, struct msg_list *list, int64_t head)
         bury(rc, &rc->items[i]);
     if (head > rc->head)
         rc->head = head;
-    trim(rc);
+    recent_trim(rc, RECENT_MAX);
 }
 
 int

@@ -38,6 +38,9 @@ void recent_set(struct recent *rc, int64_t since, struct msg_list *list,
  * part). Appends it and drops the oldest beyond RECENT_MAX. Frees list. */
 void recent_append(struct recent *rc, struct msg_list *list, int64_t head);
 
+/* Drops the oldest messages beyond max; the floor follows. */
+void recent_trim(struct recent *rc, size_t max);
+
 /* Sets *out to a view of the messages after since, at most limit; the view
  * borrows rc's messages until rc next changes, and must not be freed.
  * Returns 0, or -1 when the window cannot tell (invalid, or since before

@@ -39,9 +39,10 @@
 #include "views.h"
 
 #define RECV_PAGE DELIVER_PAGE
-#define RECV_TOUCH_MS 5000  /* keep-alives are handed on this often */
-#define RECV_PRUNE_MS 10000 /* idle rooms are looked for this often */
-#define RECV_RETRY_MS 1000  /* a room whose query failed waits this long */
+#define RECV_TOUCH_MS 5000   /* keep-alives are handed on this often */
+#define RECV_PRUNE_MS 10000  /* idle rooms are looked for this often */
+#define RECV_RETRY_MS 1000   /* a room whose query failed waits this long */
+#define RECV_UNASKED_MAX 100 /* kept of a room only notifications bring */
 
 static struct {
     recv_touch_fn touch;
@@ -216,21 +217,30 @@ service_dirty(struct room *rm)
 
 /* A batch that follows exactly on what the window holds (its prev is the
  * head the window ends at, and no query is in flight that could answer
- * out of turn) is appended as a query's answer would be; any other
- * notification only says the head moved, and the room is read. */
+ * out of turn) is appended as a query's answer would be. A batch is the
+ * whole of what its room committed after prev, so it also starts a window
+ * for a room this worker knows nothing of (never asked about, or not
+ * since the LISTEN connection was replaced): a reader that comes here
+ * later at prev or after needs no query. Any other notification only says
+ * the head moved, and the room is read. */
 static void
 on_notify(const char *room, int64_t head, int64_t prev, struct msg_list *batch)
 {
     struct room *rm = rooms_find(room);
+    int follows, starts;
 
-    if (!rm) {
-        msg_list_free(batch); /* nobody here reads that room */
-        return;
-    }
-    if (batch && rm->known && !rm->querying && rm->recent.valid &&
-        rm->head == prev && rm->recent.head == prev && head > prev) {
+    if (!rm && !batch)
+        return; /* nobody here reads that room */
+    if (!rm)
+        rm = rooms_get(room); /* never used: pruned soon if nobody asks */
+    follows = rm->known && rm->recent.valid && rm->head == prev &&
+              rm->recent.head == prev;
+    starts = !rm->known && !rm->recent.valid;
+    if (batch && !rm->querying && head > prev && (follows || starts)) {
         views_prepare(batch);
         rooms_learn(rm, prev, batch, head, RECENT_MAX);
+        if (!rm->used) /* memory for rooms nobody has asked about */
+            recent_trim(&rm->recent, RECV_UNASKED_MAX);
         stats_add(&stats_all->notify_appended, 1);
     } else {
         msg_list_free(batch);

@@ -5,6 +5,8 @@
 #   - followers in two workers get every message once, in order, while the
 #     loops' chat_recv queries stay far below one per message
 #     (pgchat_room_queries_total against pgchat_notify_appended_total);
+#   - a room no reader has asked a worker about gets a window from its
+#     batches, and its first readers there need no query;
 #   - a batch too big for the 8000-byte payload is announced by its head
 #     alone and read by a query;
 #   - after the LISTEN connections are killed, the chain of heads is broken
@@ -77,6 +79,32 @@ diag(sprintf '40 messages, 6 followers on 2 workers: %d room queries (%.2f a mes
              $queries, $queries / 40, $appended);
 cmp_ok($appended, '>=', 40, 'each worker appended the batches it was told of');
 cmp_ok($queries / 40, '<=', 0.25, 'and the loops read the room for few of them');
+
+# --- a room nobody has asked a worker about --------------------------------------
+# A batch is all its room committed after prev, so it starts a window in
+# every worker: the first readers of the room there, at any cursor the
+# window covers, are answered without a query.
+{
+    my $a1 = $s->metric('pgchat_notify_appended_total') // 0;
+    my $fid = $s->join_nick('fresh', 'fresh');
+    my @ts;
+    for my $t (qw(one two three)) {
+        my ($st, $j) = $s->post('/send', {id => $fid, room => 'fresh', text => $t});
+        die "send: $st" unless $st == 200;
+        push @ts, $j->{timestamp};
+    }
+    # The join's batch and the three sends', in both workers.
+    Stack::wait_for(10, 'both workers to take the four batches',
+                    sub { ($s->metric('pgchat_notify_appended_total') // 0) >= $a1 + 8 });
+    my $q1 = $s->metric('pgchat_room_queries_total') // 0;
+    my $right = 0;
+    for (1 .. 8) {
+        my (undef, $j) = $s->get("/recv?room=fresh&since=$ts[0]");
+        $right++ if join(',', map { $_->{text} } @{$j->{messages} // []}) eq 'two,three';
+    }
+    is($right, 8, 'readers of a room never read here get what came after their cursor');
+    is(($s->metric('pgchat_room_queries_total') // 0) - $q1, 0, '  without a query, in either worker');
+}
 
 # --- a batch that does not fit the payload ------------------------------------------
 my (undef, $last) = $s->get('/recv?room=pay&since=0');
