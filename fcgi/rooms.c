@@ -75,8 +75,9 @@ rooms_prune(int64_t now)
         while (*pp) {
             struct room *rm = *pp;
 
+            /* used 0: only notifications brought it (recv.c). */
             if (rm->nreaders == 0 && !rm->querying &&
-                now - rm->used > ROOMS_IDLE_MS) {
+                (rm->used == 0 || now - rm->used > ROOMS_IDLE_MS)) {
                 *pp = rm->hnext;
                 room_free(rm);
             } else {

@@ -37,7 +37,8 @@ struct room *rooms_find(const char *name);
 /* Calls fn for every room. fn must not add or remove rooms. */
 void rooms_each(void (*fn)(struct room *rm));
 
-/* Forgets rooms nobody has waited in or asked about for a while. */
+/* Forgets rooms nobody has waited in or asked about for a while, and
+ * rooms nobody has asked about at all (only notifications brought them). */
 void rooms_prune(int64_t now);
 
 /* Takes list, every message after since as a query read it along with the
