@@ -43,6 +43,9 @@
 #define RECV_PRUNE_MS 10000  /* idle rooms are looked for this often */
 #define RECV_RETRY_MS 1000   /* a room whose query failed waits this long */
 #define RECV_UNASKED_MAX 100 /* kept of a room only notifications bring */
+/* The staleness bound: a window answers alone only this long after its
+ * room was last heard of. */
+#define RECV_HEARD_MS 1000
 
 static struct {
     recv_touch_fn touch;
@@ -64,6 +67,17 @@ struct fetch {
 
 static void service(struct room *rm);
 static void fetch(struct room *rm, int64_t since, int limit);
+
+/* Whether rm's window may answer a reader without asking first: a window
+ * is only as good as the notifications that kept it, and a connection
+ * that stopped answering is only found out within twice the database
+ * bound. In a quiet room, a reader arriving behind the head then costs a
+ * query, at most one a bound. */
+static int
+heard_lately(const struct room *rm, int64_t now)
+{
+    return now - rm->heard <= RECV_HEARD_MS;
+}
 
 static void
 mark_dirty(struct room *rm)
@@ -131,6 +145,7 @@ on_fetched(void *arg, struct msg_list *list, int64_t head)
         return;
     }
     views_prepare(list); /* it stays in the window for the next replies */
+    rm->heard = mono_ms();
     if (list->len) {
         behind = deliver_cursor(rm, f->since, list);
     } else if (head > f->since) {
@@ -190,7 +205,8 @@ service(struct room *rm)
         return;
     }
     rm->dirty = 0;
-    if (!rm->known || (rc->valid && rc->head < rm->head)) {
+    if (!rm->known || (rc->valid && rc->head < rm->head) ||
+        (rc->valid && !heard_lately(rm, now))) {
         int64_t since = rc->valid ? rc->head : INT64_MAX;
 
         for (struct reader *rd = rm->readers; !rc->valid && rd; rd = rd->next)
@@ -247,6 +263,7 @@ on_notify(const char *room, int64_t head, int64_t prev, struct msg_list *batch)
         if (rm->known && head > rm->head)
             rm->head = head;
     }
+    rm->heard = mono_ms();
     if (!rm->notified_us && rm->nreaders)
         rm->notified_us = stats_now_us();
     mark_dirty(rm);
@@ -336,7 +353,7 @@ recv_recv(struct req *r, const char *room, int64_t since, const char *id)
     notify_drain();
     /* A window behind a known head waits for the catch-up, which serves
      * every reader of the room, instead of giving an answer already old. */
-    if ((!rm->known || rm->recent.head >= rm->head) &&
+    if ((!rm->known || rm->recent.head >= rm->head) && heard_lately(rm, now) &&
         recent_slice(&rm->recent, since, RECV_PAGE, &view) == 0 && view.len) {
         /* Right after a fan-out (a busy room), a reader less than a page
          * behind waits for the next one: its news and what comes meanwhile

@@ -22,6 +22,7 @@ struct room {
     struct reader *readers; /* waiting here (park.h) */
     size_t nreaders;
     int64_t used;        /* mono_ms() of the last request */
+    int64_t heard;       /* mono_ms() of the last NOTIFY or answer about it */
     int64_t quiet_until; /* no fan-out before this mono_ms() (batching) */
     int64_t notified_us; /* stats_now_us() of the first NOTIFY the fan-out
                           * has not answered yet; 0: none */

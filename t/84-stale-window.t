@@ -10,6 +10,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Stack;
 use Test::More;
+use Time::HiRes ();
 
 my @frozen;
 END { kill 'CONT', @frozen if @frozen }
@@ -58,4 +59,41 @@ is_deeply([split /\n/, $s->sql(q{SELECT text FROM messages WHERE type = 'msg' OR
           [qw(before during after)], 'the table holds the three, once each');
 
 $s->finish;
+
+# A window that has not heard from its room for longer than the staleness
+# bound (1 s) does not answer alone: with a LISTEN backend frozen and a
+# long PGCHAT_DB_TIMEOUT, the connection is not found out for seconds, and
+# a fresh reader meanwhile waits for the room to be read rather than get
+# the old window.
+{
+    my $q = Stack->new(workers => 1, env => {PGCHAT_DB_TIMEOUT => 4,
+                                             PGCHAT_RECV_TIMEOUT => 20});
+    my $qid = $q->join_nick('bob');
+    is(($q->post('/send', {id => $qid, text => 'old'}))[0], 200, 'old is stored');
+    my $heard;    # when the window last heard from the room, at the latest
+    ok(Stack::wait_until(5, sub {
+        my (undef, $j) = $q->get('/recv?since=1');
+        $heard = Time::HiRes::time();
+        grep { $_ eq 'old' } @{texts($j)};
+    }), 'a reader sees old, and the room has a window');
+    my ($l) = backends($q, 'pgchat-listen');
+    kill 'STOP', $l;
+    push @frozen, $l;
+    is(($q->post('/send', {id => $qid, text => 'new'}))[0], 200,
+       'new is stored while the LISTEN backend is frozen');
+    # Fresh readers until one sees new (the connection is found out and
+    # replaced in about 4-8 s); every one that began past the bound must.
+    my @stale;
+    ok(Stack::wait_until(30, sub {
+        my $t0 = Time::HiRes::time();
+        my (undef, $j) = $q->get('/recv?since=1');
+        my $got = "@{texts($j)}";
+        push @stale, sprintf('%.1f s', $t0 - $heard) if $got ne 'old new' && $t0 - $heard > 1.2;
+        return $got eq 'old new';
+    }), 'a fresh reader sees new in the end');
+    kill 'CONT', $l;
+    @frozen = ();
+    is("@stale", '', 'no read that began past the 1 s bound got the old window alone');
+    $q->finish;
+}
 done_testing;
