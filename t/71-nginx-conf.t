@@ -71,6 +71,26 @@ like($out, qr/zone=pgchat_search:10m rate=2r\/s;/, 'the other limits as they are
 like($out, qr/limit_conn pgchat_conn 7;/, 'the connection cap');
 like($out, qr/10\.1\.0\.0\/16 1; 192\.0\.2\.7 1; 2001:db8::\/32 1;/, 'the /stats addresses');
 like($out, qr/listen \[::1\]:9000;/, 'an IPv6 listen address');
+like($out, qr/upstream pgchat \{\s*hash \$arg_room consistent; server unix:\Q$dir\E\/a\.sock; server unix:\Q$dir\E\/b\.sock;/,
+     'several sockets: a room\'s requests on one responder by default');
+
+# PGCHAT_READ_BALANCE: room (the default) hashes the readers' upstream on
+# the room, least_conn spreads it; the writes stay least_conn either way.
+for my $balance (['room', qr/hash \$arg_room consistent;/], ['least_conn', qr/least_conn;/]) {
+    my ($name, $line) = @$balance;
+    ($st, $out, $err) = render({PGCHAT_READ_BALANCE => $name,
+                                PGCHAT_WRITE_SOCKET => "$dir/aw.sock,$dir/bw.sock"},
+                               '127.0.0.1:8080', "$dir/a.sock,$dir/b.sock", "$dir/var", 'off');
+    is($st, 0, "PGCHAT_READ_BALANCE=$name renders") or diag($err);
+    like($out, qr/upstream pgchat \{\s*$line server unix:\Q$dir\E\/a\.sock;/, "  the readers' upstream");
+    like($out, qr/upstream pgchat_write \{\s*least_conn; server unix:\Q$dir\E\/aw\.sock;/,
+         "  the writers' least_conn");
+    spew("$dir/$name.conf", $out);
+    my $t = qx{nginx -t -q -p $dir/var -c $dir/$name.conf -e stderr 2>&1};
+    is($?, 0, '  and nginx -t accepts it') or diag($t);
+}
+($st, $out, $err) = render({PGCHAT_READ_BALANCE => 'room'});
+like($out, qr/upstream pgchat \{\s*server unix:\Q$dir\E\/pgchat\.sock;/, 'one socket: no balancing line');
 
 # PGCHAT_AUTH=request: the auth location and its cache, which nginx takes;
 # without the cache no proxy_cache line; without PGCHAT_AUTH no auth line.
@@ -215,6 +235,8 @@ my @bad = (
     ['PGCHAT_USER root', 'PGCHAT_USER', {PGCHAT_USER => 'root'}],
     ['PGCHAT_USER with a directive', 'PGCHAT_USER', {PGCHAT_USER => 'pgchat; daemon on'}],
     ['PGCHAT_AUTH misspelt', 'PGCHAT_AUTH', {PGCHAT_AUTH => 'requests'}],
+    ['PGCHAT_READ_BALANCE misspelt', 'PGCHAT_READ_BALANCE', {PGCHAT_READ_BALANCE => 'rooms'}],
+    ['PGCHAT_READ_BALANCE with a directive', 'PGCHAT_READ_BALANCE', {PGCHAT_READ_BALANCE => 'room; user root'}],
     ['PGCHAT_AUTH_URL unset', 'PGCHAT_AUTH_URL', {PGCHAT_AUTH => 'request', PGCHAT_AUTH_COOKIE => 'sid'}],
     ['PGCHAT_AUTH_URL with a directive', 'PGCHAT_AUTH_URL', {PGCHAT_AUTH => 'request', PGCHAT_AUTH_COOKIE => 'sid',
                                                               PGCHAT_AUTH_URL => 'http://127.0.0.1/a; include /etc/shadow'}],
