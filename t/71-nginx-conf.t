@@ -179,26 +179,16 @@ for my $file (sort keys %want) {
     (my $snippet = slurp("$TOP/nginx/pgchat.conf")) =~ s{/var/log/nginx/pgchat\.}{$d/pgchat-}g;
     spew("$d/conf/pgchat.conf", $snippet);
     copy("$TOP/nginx/pgchat-upstream.conf", "$d/conf/pgchat-upstream.conf") or die;
-    spew("$d/conf/nginx.conf", <<"CONF");
-pid $d/nginx.pid;
-error_log stderr warn;
-events { worker_connections 64; }
-http {
+    spew("$d/conf/nginx.conf", Stack::nginx_conf(prefix => $d, connections => 64, http => <<"HTTP"));
     include mime.types;
     access_log off;
-    client_body_temp_path $d/client_body;
-    fastcgi_temp_path $d/fastcgi;
-    proxy_temp_path $d/proxy;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
     include $d/conf/pgchat-upstream.conf;
     server {
         listen 127.0.0.1:1;
         set \$pgchat_public $TOP/public;
         include $d/conf/pgchat.conf;
     }
-}
-CONF
+HTTP
     my $t = qx{nginx -t -q -p $d -c $d/conf/nginx.conf -e stderr 2>&1};
     is($?, 0, 'the drop-in\'s files: nginx -t accepts them') or diag($t);
 }

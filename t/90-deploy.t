@@ -187,7 +187,28 @@ sub stop_responder {
 }
 
 my $RUN_AS = Stack::run_user();
-my $user = $ROOT ? "user $RUN_AS;" : '';    # as bin/nginx-conf does
+
+# An operator's nginx.conf for the drop-in, in $d, with fastcgi_params and
+# mime.types beside it in $d/conf as in /etc/nginx: one server on $port
+# that includes $d/conf's pgchat-upstream.conf and pgchat.conf, with
+# $server (more directives of the operator's own) before them.
+sub operator_nginx_conf {
+    my ($d, $port, $server) = @_;
+    copy("/etc/nginx/$_", "$d/conf/$_") or die "$_: $!" for qw(fastcgi_params mime.types);
+    spew("$d/conf/nginx.conf", Stack::nginx_conf(prefix => $d, http => <<"HTTP"));
+    include mime.types;
+    default_type application/octet-stream;
+    access_log $d/access.log;
+    include $d/conf/pgchat-upstream.conf;
+    server {
+        listen 127.0.0.1:$port;
+        $server
+        set \$pgchat_public $TOP/public;
+        include $d/conf/pgchat.conf;
+    }
+HTTP
+    return "$d/conf/nginx.conf";
+}
 
 # --- 1. The Procfile: bin/web ---------------------------------------------
 
@@ -306,9 +327,7 @@ my $user = $ROOT ? "user $RUN_AS;" : '';    # as bin/nginx-conf does
         WEB_CONCURRENCY => 2,
     });
 
-    # The operator's side: their nginx.conf, with fastcgi_params and
-    # mime.types beside it as in /etc/nginx, and the three lines.
-    copy("/etc/nginx/$_", "$d/conf/$_") or die "$_: $!" for qw(fastcgi_params mime.types);
+    # The operator's side: their nginx.conf and the three lines.
     my $snippet = slurp("$TOP/nginx/pgchat.conf");
     $snippet =~ s{/var/log/nginx/pgchat\.access\.log}{$d/pgchat-access.log}g;
     spew("$d/conf/pgchat.conf", $snippet);
@@ -317,33 +336,8 @@ my $user = $ROOT ? "user $RUN_AS;" : '';    # as bin/nginx-conf does
        'pgchat-upstream.conf names the responder\'s socket');
     spew("$d/conf/pgchat-upstream.conf", $upstream);
     my $port = Stack::free_port();
-    spew("$d/conf/nginx.conf", <<"CONF");
-$user
-daemon off;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log stderr warn;
-events { worker_connections 256; }
-http {
-    include mime.types;
-    default_type application/octet-stream;
-    access_log $d/access.log;
-    client_body_temp_path $d/client_body;
-    fastcgi_temp_path $d/fastcgi;
-    proxy_temp_path $d/proxy;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    include $d/conf/pgchat-upstream.conf;
-    server {
-        listen 127.0.0.1:$port;
-        root $d/www;
-        location /other { return 200 "other"; }
-        set \$pgchat_public $TOP/public;
-        include $d/conf/pgchat.conf;
-    }
-}
-CONF
-    my $nginx = start_nginx($d, "$d/conf/nginx.conf", $port, "$d/nginx.log");
+    my $conf = operator_nginx_conf($d, $port, "root $d/www; location /other { return 200 other; }");
+    my $nginx = start_nginx($d, $conf, $port, "$d/nginx.log");
     my $base = "http://127.0.0.1:$port";
     my $csp = qr/^default-src 'self'; script-src 'self'/;
 
@@ -419,7 +413,6 @@ CONF
     my $resp = start_responder("$d/responder.log", {
         DATABASE_URL => Stack::db_url($db), PGCHAT_SOCKET => $sock, PGCHAT_AUTH => 'request',
     });
-    copy("/etc/nginx/$_", "$d/conf/$_") or die "$_: $!" for qw(fastcgi_params mime.types);
     copy("$TOP/nginx/$_", "$d/conf/$_") or die "$_: $!" for qw(pgchat.conf pgchat-upstream.conf);
     my ($sed) = slurp("$TOP/nginx/pgchat.conf") =~ /^\s*#\s+(sed -i .*)$/m;
     ok($sed, 'pgchat.conf says how to enable its auth lines');
@@ -435,30 +428,8 @@ CONF
     $upstream =~ s{/var/cache/nginx/pgchat-auth}{$d/auth_cache};
     spew("$d/conf/pgchat-upstream.conf", $upstream);
     my $port = Stack::free_port();
-    spew("$d/conf/nginx.conf", <<"CONF");
-$user
-daemon off;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log stderr warn;
-events { worker_connections 256; }
-http {
-    include mime.types;
-    access_log $d/access.log;
-    client_body_temp_path $d/client_body;
-    fastcgi_temp_path $d/fastcgi;
-    proxy_temp_path $d/proxy;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    include $d/conf/pgchat-upstream.conf;
-    server {
-        listen 127.0.0.1:$port;
-        set \$pgchat_public $TOP/public;
-        include $d/conf/pgchat.conf;
-    }
-}
-CONF
-    my $nginx = start_nginx($d, "$d/conf/nginx.conf", $port, "$d/nginx.log");
+    my $conf = operator_nginx_conf($d, $port, '');
+    my $nginx = start_nginx($d, $conf, $port, "$d/nginx.log");
     my $base = "http://127.0.0.1:$port/chat";
     my ($st, $json, $raw) = GET("$base/who", {'X-Pgchat-User' => 'alice'});
     is("$st $raw", '401 {"error":"Login required"}',

@@ -149,7 +149,6 @@ sub reports_ok {
     ok(!@r, "$what: no sanitizer reports or crashes") or diag(join "\n", @r);
 }
 
-my $user = $> == 0 ? 'user ' . Stack::run_user() . ';' : '';    # as bin/nginx-conf does
 copy("/etc/nginx/$_", "$dir/$_") or die "$_: $!" for qw(fastcgi_params mime.types);
 
 # --- two instances behind one upstream -------------------------------------
@@ -181,20 +180,8 @@ copy("/etc/nginx/$_", "$dir/$_") or die "$_: $!" for qw(fastcgi_params mime.type
     my ($port, $port_a, $port_bn) = map { Stack::free_port() } 1 .. 3;
     my $pinned = 'include fastcgi_params; fastcgi_read_timeout 60s; access_log '
         . "$dir/access.log pgchat;";
-    spew("$dir/nginx.conf", <<"CONF");
-$user
-daemon off;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log stderr warn;
-events { worker_connections 512; }
-http {
+    spew("$dir/nginx.conf", Stack::nginx_conf(prefix => $dir, connections => 512, http => <<"HTTP"));
     include mime.types;
-    client_body_temp_path $dir/client_body;
-    fastcgi_temp_path $dir/fastcgi;
-    proxy_temp_path $dir/proxy;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
     include $dir/pgchat-upstream.conf;
     server {
         listen 127.0.0.1:$port;
@@ -209,8 +196,7 @@ http {
         listen 127.0.0.1:$port_bn;
         location / { $pinned fastcgi_pass 127.0.0.1:$port_b; }
     }
-}
-CONF
+HTTP
     my $out = qx{nginx -t -q -p $dir -c $dir/nginx.conf -e stderr 2>&1};
     ok($? == 0, 'nginx -t accepts the configuration') or diag($out);
     my $nginx = start("$dir/nginx.log", {}, 'nginx', '-p', $dir, '-c', "$dir/nginx.conf",
@@ -326,26 +312,13 @@ SKIP: {
     # FastCGI over TCP to A (local) and B (over the veth).
     my ($via_a, $via_b, $via_both) = map { "$n/$_.http" } qw(via-a via-b via-both);
     my $fcgi = "include $dir/fastcgi_params; fastcgi_read_timeout 60s;";
-    spew("$n/nginx.conf", <<"CONF");
-$user
-daemon off;
-worker_processes 1;
-pid $n/nginx.pid;
-error_log stderr warn;
-events { worker_connections 512; }
-http {
-    client_body_temp_path $n/client_body;
-    fastcgi_temp_path $n/fastcgi;
-    proxy_temp_path $n/proxy;
-    uwsgi_temp_path $n/uwsgi;
-    scgi_temp_path $n/scgi;
+    spew("$n/nginx.conf", Stack::nginx_conf(prefix => $n, connections => 512, http => <<"HTTP"));
     access_log off;
     upstream both { least_conn; server $ip_a:9000; server $ip_b:9000; }
     server { listen unix:$via_a; location / { $fcgi fastcgi_pass $ip_a:9000; } }
     server { listen unix:$via_b; location / { $fcgi fastcgi_pass $ip_b:9000; } }
     server { listen unix:$via_both; location / { $fcgi fastcgi_pass both; } }
-}
-CONF
+HTTP
     my $nginx = start("$n/nginx.log", {}, $ip, 'netns', 'exec', $ns_a, 'nginx', '-p', $n,
                       '-c', "$n/nginx.conf", '-e', 'stderr');
     ok(wait_until(60, sub { -S $via_a && -S $via_b && -S $via_both

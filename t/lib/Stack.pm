@@ -40,7 +40,7 @@ use Time::HiRes qw(sleep time);
 use Exporter qw(import);
 our @EXPORT_OK = qw(wait_until wait_for slurp spew port_open new_db
                     start_group stop_group forget_group reap children_of
-                    as_user run_user binary fcgi_get);
+                    as_user run_user binary fcgi_get nginx_conf);
 
 our $TOP = abs_path(dirname(__FILE__) . '/../..');
 my $JSON = JSON::PP->new->utf8->canonical;
@@ -287,6 +287,34 @@ sub children_of {
         push @kids, $pid if $ppid == $parent;
     }
     return @kids;
+}
+
+# A whole nginx.conf of a test's own, as text: the main and events
+# blocks, an http block with every temporary path under $o{prefix}, then
+# $o{http} (the test's upstreams, servers and the rest) inside it. Started
+# as root, nginx runs its workers as the stack's user, as bin/nginx-conf
+# has it.
+sub nginx_conf {
+    my (%o) = @_;
+    my $d = $o{prefix};
+    my $user = $> == 0 ? 'user ' . run_user() . ';' : '';
+    my $connections = $o{connections} // 256;
+    return <<"CONF";
+$user
+daemon off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log stderr warn;
+events { worker_connections $connections; }
+http {
+    client_body_temp_path $d/client_body;
+    fastcgi_temp_path $d/fastcgi;
+    proxy_temp_path $d/proxy;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+$o{http}
+}
+CONF
 }
 
 sub free_port {
