@@ -142,6 +142,15 @@ export function isAtBottom() {
   return l.scrollHeight - l.scrollTop - l.clientHeight <= BOTTOM_SLACK_PX;
 }
 
+/* Whether new lines should scroll the log: the user was at the bottom at
+ * their last scroll, or is now. The geometry alone is not enough: when the
+ * log shrinks (a resize, a rotation), it is off the bottom until the
+ * ResizeObserver's callback, and a line that comes in between would leave
+ * a reader who never scrolled behind a "new messages" button. */
+function following() {
+  return state.stuck || isAtBottom();
+}
+
 export function scrollToBottom() {
   el.log.scrollTop = el.log.scrollHeight;
   state.stuck = true;
@@ -150,7 +159,7 @@ export function scrollToBottom() {
 }
 
 function addNotice(text) {
-  const atBottom = isAtBottom();
+  const atBottom = following();
   el.log.append(renderNotice(text));
   if (atBottom) scrollToBottom();
 }
@@ -216,7 +225,7 @@ export function handleMessages(messages, gap) {
       ? 'Some messages were skipped: the connection fell too far behind.'
       : 'Older messages are not shown.');
   }
-  const atBottom = isAtBottom();
+  const atBottom = following();
   const rows = []; // [ts, the rows of one message (a day divider, its line)]
   let added = 0;
   let forceScroll = false;

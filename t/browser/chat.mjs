@@ -679,6 +679,33 @@ test('at 375 px wide: no horizontal overflow, who list collapses behind a toggle
   }
 });
 
+test('a log that shrinks while following still follows the next line (without ResizeObserver)', async () => {
+  // Without the observer nothing scrolls on the resize itself, so the line
+  // that comes next is the first to see the log off its bottom: as in the
+  // moment between a resize and the observer's callback.
+  const r = await openUser('rosa', ROOM, (page) => page.addInitScript(() => {
+    Object.defineProperty(window, 'ResizeObserver', { value: undefined });
+  }));
+  try {
+    await joinAs(r);
+    await waitJoined(r);
+    const tall = Array.from({ length: 30 }, (_, i) => `row ${i + 1} before the shrink`).join('\n');
+    await say(users.alice, tall);
+    await waitMsg(r.page, tall);
+    assert(await atBottom(r.page), 'rosa is not at the bottom before the shrink');
+    await r.page.setViewportSize({ width: VIEW.width, height: 360 });
+    assert(!(await atBottom(r.page)), 'the shrink left the log at its bottom: nothing is tested');
+    await say(users.alice, 'the first line after the shrink');
+    await waitMsg(r.page, 'the first line after the shrink');
+    assert(await atBottom(r.page), 'the log stayed above its bottom after the shrink');
+    assert(await r.page.isHidden('#new-messages'), '#new-messages shown to a reader who never scrolled');
+    await r.page.click('#leave'); // the room's who list is the next tests' again
+    await r.page.waitForSelector('#join-form', { state: 'visible', timeout: T });
+  } finally {
+    await r.context.close();
+  }
+});
+
 test('an over-long message is refused inline and stays in the input', async () => {
   const b = users.bob;
   const long = 'é'.repeat(2049); // 4098 bytes of UTF-8
