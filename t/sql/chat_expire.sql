@@ -1,13 +1,14 @@
 -- Retention: chat_expire_once deletes the messages older than p_days,
 -- oldest first within each room, at most 10000 a pass, remembers in
 -- "expired" how far each room was cut, and keeps the rooms' counters;
--- chat_expire (0003) is the unrecorded form. Every room here keeps a
--- message of today (what retention does to rooms it empties is 0008's to
--- test).
+-- it is the only form (0018 dropped 0003's, which recorded no cut).
+-- Every room here keeps a message of today (what retention does to rooms
+-- it empties is 0008's to test).
 BEGIN;
-SELECT plan(20);
+SELECT plan(18);
 
-SELECT has_function('chat_expire', ARRAY['integer'], 'chat_expire(days) exists');
+SELECT hasnt_function('chat_expire', ARRAY['integer'],
+    'chat_expire(days), which recorded no cut, is gone');
 SELECT has_function('chat_expire_once', ARRAY['integer', 'text'],
     'chat_expire_once(days, runner) exists');
 
@@ -63,17 +64,6 @@ SELECT is_empty($$
     WHERE m.text = 'old' AND m.ts <= e.ts
 $$, 'oldest first: what is left of a room is newer than its cut');
 SELECT is(chat_expire_once(30, 'pgtap-exp'), 2000::bigint, 'the next pass deletes the rest');
-
--- chat_expire, 0003's form.
-INSERT INTO messages (room, seq, ts, nick, type, text)
-SELECT 'pgtap-exp', 100 + i, cutoff - 10 + i, 'n', 'msg', 'again' FROM c, generate_series(1, 3) i;
-SELECT is(chat_expire(30), 3::bigint, 'chat_expire deletes what is older, too');
--- chat_expire predates "expired" (0004) and was never brought up to it;
--- the responder calls chat_expire_once only.
-SELECT todo('0003''s chat_expire does not record its cut in "expired"; nothing calls it: drop it', 1);
-SELECT results_eq($$
-    SELECT ts FROM expired WHERE room = 'pgtap-exp'
-$$, $$SELECT cutoff - 7 FROM c$$, 'and records how far it cut, so readers behind are told');
 
 SELECT * FROM finish();
 ROLLBACK;
