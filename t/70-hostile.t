@@ -7,9 +7,6 @@
 # next to an honest poller, 1000 joins that must be swept without the
 # responder growing, and a final check that the messages table holds
 # exactly what was accepted.
-#
-# A row may carry {todo => why} for a known bug that is not fixed yet; none
-# does now.
 use strict;
 use warnings;
 use FindBin;
@@ -23,7 +20,6 @@ use IO::Socket::INET;
 use JSON::PP;
 use Time::HiRes qw(sleep time);
 
-our $TODO;
 my $JSON = JSON::PP->new->utf8->canonical;
 my $FORM = 'application/x-www-form-urlencoded';
 my $HANG = 10;    # seconds: any answer slower than this is a hang
@@ -128,7 +124,6 @@ my $head = 0;        # the lobby's cursor, for reading back stored texts
 #   \'bytes'  a send stored verbatim with these bytes as its text
 #   {k => v}  fields of a 200 JSON answer
 #   undef     a 200 (or a 4xx JSON error of any wording, for nginx's codes)
-# and optional extras: {todo => why}.
 #
 # Method RAW sends the path as the whole request, byte for byte.
 
@@ -519,9 +514,8 @@ sub check_stored {
 
 my %seen;
 for my $row (@rows) {
-    my ($name, $method, $path, $body, $type, $status, $want, $extra) = @$row;
+    my ($name, $method, $path, $body, $type, $status, $want) = @$row;
     die "two rows named '$name'" if $seen{$name}++;
-    local $TODO = $extra->{todo} if $extra && $extra->{todo};
     for ($path, $body) {
         next unless defined;
         s/\{ID\}/$id/g;
