@@ -175,8 +175,12 @@ function init() {
     searchTimer = setTimeout(runSearch, SEARCH_DELAY_MS);
   });
 
+  // A scroll that comes with a change of the log's height is the resize's
+  // (the browser clamping scrollTop), not the user's: it must not unstick.
+  let logHeight = el.log.clientHeight;
   el.log.addEventListener('scroll', () => {
-    state.stuck = isAtBottom();
+    if (el.log.clientHeight !== logHeight) logHeight = el.log.clientHeight;
+    else state.stuck = isAtBottom();
     if (nearTop()) loadOlder();
     if (!el.newMessages.hidden && state.stuck) scrollToBottom();
   }, { passive: true });
@@ -184,6 +188,7 @@ function init() {
   // window resize, the composer growing) if the user was at the bottom.
   if (typeof ResizeObserver === 'function') {
     new ResizeObserver(() => {
+      logHeight = el.log.clientHeight;
       if (state.stuck && !el.chat.hidden) el.log.scrollTop = el.log.scrollHeight;
     }).observe(el.log);
   }
