@@ -40,7 +40,7 @@ use Time::HiRes qw(sleep time);
 use Exporter qw(import);
 our @EXPORT_OK = qw(wait_until wait_for slurp spew port_open new_db
                     start_group stop_group forget_group reap children_of
-                    as_user run_user binary fcgi_get nginx_conf);
+                    as_user run_user binary fcgi_get);
 
 our $TOP = abs_path(dirname(__FILE__) . '/../..');
 my $JSON = JSON::PP->new->utf8->canonical;
